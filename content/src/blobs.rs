@@ -1,0 +1,132 @@
+//! Committed content: info, label updates, listing, deletion and reading.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::SystemTime;
+
+use rocksdb::WriteBatch;
+use strata_core::db::sync_write;
+use strata_core::digest::Digest;
+use strata_core::filters::parse_all;
+use strata_core::labels::{Labels, apply_update};
+use strata_core::time::to_nanos;
+
+use crate::error::{Error, Result, io_err};
+use crate::records::{CF_HOLDERS, CF_INFO, Info, InfoRecord, key};
+use crate::store::{ContentStore, remove_any};
+
+fn not_found(d: &Digest) -> Error {
+    Error::NotFound(format!("content digest {d}: not found"))
+}
+
+impl ContentStore {
+    /// The view's info for `d`; `NotFound` when the view does not hold it.
+    pub fn info(&self, view: &str, d: &Digest) -> Result<Info> {
+        let rec = self.inner.get_info(view, d)?.ok_or_else(|| not_found(d))?;
+        Ok(rec.to_info(d.clone()))
+    }
+
+    /// Updates the labels of the view's info as containerd's Update does (only `labels` and
+    /// `labels.<k>` paths); `updated_at` becomes now.
+    pub fn update(
+        &self,
+        view: &str,
+        d: &Digest,
+        labels: &Labels,
+        paths: &[String],
+    ) -> Result<Info> {
+        let _g = self.inner.meta();
+        let mut rec = self.inner.get_info(view, d)?.ok_or_else(|| not_found(d))?;
+        rec.labels = apply_update(&rec.labels, labels, paths, "content info")
+            .map_err(|e| Error::InvalidArgument(e.0))?;
+        rec.updated = to_nanos(SystemTime::now());
+        let cf = self.inner.cf(CF_INFO);
+        self.inner
+            .db
+            .put_cf_opt(cf, key(view, &d.to_string()), rec.encode(), &sync_write())?;
+        Ok(rec.to_info(d.clone()))
+    }
+
+    /// The view's infos matching any of `filters` (fields `digest`, `labels.<k>`), by digest.
+    pub fn list(&self, view: &str, filters: &[String]) -> Result<Vec<Info>> {
+        let filter = parse_all(filters).map_err(|e| Error::InvalidArgument(e.0))?;
+        let mut out = Vec::new();
+        for (digest, value) in self.inner.scan(CF_INFO, view)? {
+            let Ok(d) = Digest::parse(&digest) else {
+                continue;
+            };
+            let info = InfoRecord::decode(&value)?.to_info(d);
+            if filter.matches(&info) {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the view's record of `d`; the bytes go when no view holds them any more.
+    pub fn delete(&self, view: &str, d: &Digest) -> Result<()> {
+        let _g = self.inner.meta();
+        if self.inner.get_info(view, d)?.is_none() {
+            return Err(not_found(d));
+        }
+        let ds = d.to_string();
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.inner.cf(CF_INFO), key(view, &ds));
+        batch.delete_cf(self.inner.cf(CF_HOLDERS), key(&ds, view));
+        self.inner.db.write_opt(batch, &sync_write())?;
+        if !self.inner.held(d)? {
+            remove_any(&self.inner.blob_path(d));
+        }
+        Ok(())
+    }
+
+    /// A positional reader over the blob `d` as the view sees it; `NotFound` when not held.
+    pub fn reader(&self, view: &str, d: &Digest) -> Result<BlobReader> {
+        let rec = self.inner.get_info(view, d)?.ok_or_else(|| not_found(d))?;
+        let path = self.inner.blob_path(d);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => not_found(d),
+            _ => Error::Io {
+                context: format!("opening blob {d}"),
+                source: e,
+            },
+        })?;
+        Ok(BlobReader {
+            file,
+            size: rec.size,
+            digest: d.clone(),
+        })
+    }
+}
+
+/// Reads a committed blob at any offset; shareable between threads (`pread`).
+#[derive(Debug)]
+pub struct BlobReader {
+    file: File,
+    size: u64,
+    digest: Digest,
+}
+
+impl BlobReader {
+    /// The blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fills `buf` from `offset`; returns fewer bytes only at the end of the blob (0 at or
+    /// past it).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                res => res.map_err(io_err(format!("reading blob {}", self.digest)))?,
+            };
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
