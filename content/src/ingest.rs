@@ -74,7 +74,7 @@ impl ContentStore {
         {
             return Err(Error::AlreadyExists(format!("content {d}: already exists")));
         }
-        self.inner.try_lock(view, r)?;
+        self.inner.lock_writer(view, r)?;
         let opened = self.inner.open_ingest(view, r, total, expected);
         match opened {
             Ok(o) => Ok(Writer::new(self.inner.clone(), view, r, o)),

@@ -147,6 +147,21 @@ impl Inner {
         Ok(())
     }
 
+    /// Takes the ref lock, waiting up to about a second for a writer that is closing: a client
+    /// may reopen a ref right after closing its stream, before the server has seen the close
+    /// (containerd's local store retries the same way before answering `Unavailable`).
+    pub fn lock_writer(&self, view: &str, r: &str) -> Result<()> {
+        let mut wait = std::time::Duration::from_millis(1);
+        for _ in 0..10 {
+            match self.try_lock(view, r) {
+                Err(Error::Unavailable(_)) => std::thread::sleep(wait),
+                other => return other,
+            }
+            wait *= 2;
+        }
+        self.try_lock(view, r)
+    }
+
     pub fn unlock(&self, view: &str, r: &str) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.remove(&(view.to_string(), r.to_string()));
