@@ -1,0 +1,48 @@
+//! The closed set of snapshotter errors; the proxy server maps each variant to its gRPC code
+//! in one place (containerd's `errdefs` classes).
+
+/// Errors of every snapshotter operation. Messages are lowercase and name the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// gRPC InvalidArgument.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// gRPC NotFound.
+    #[error("{0}")]
+    NotFound(String),
+    /// gRPC AlreadyExists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// gRPC FailedPrecondition.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// gRPC Unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// gRPC Unimplemented.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// A filesystem operation failed (gRPC Unknown).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metastore failed (gRPC Unknown).
+    #[error("metastore: {0}")]
+    Db(#[from] rocksdb::Error),
+}
+
+/// Result alias for snapshotter operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with what was being done (and the path involved).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

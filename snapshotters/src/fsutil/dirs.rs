@@ -1,0 +1,131 @@
+//! The `<dir>/snapshots/<id>` layout both backends use, with crash-safe creation and removal:
+//! a snapshot directory is built as `new-<random>` and renamed to `<id>`; removal renames it to
+//! `rm-<id>` first. Anything whose name is not a live id is garbage for [`Dirs::cleanup`].
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The `snapshots/` directory of one backend.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    root: PathBuf,
+}
+
+impl Dirs {
+    /// Creates `<dir>` (0700) and `<dir>/snapshots` if missing.
+    pub fn new(dir: &Path) -> Result<Self> {
+        let root = dir.join("snapshots");
+        fs::create_dir_all(&root).map_err(|e| Error::io(format!("mkdir {}", root.display()), e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
+        Ok(Dirs { root })
+    }
+
+    /// `<dir>/snapshots/<id>`.
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    /// A fresh `new-<random>` directory with mode 0755.
+    pub fn create_temp(&self) -> Result<PathBuf> {
+        let ctx = || format!("create a snapshot directory in {}", self.root.display());
+        let dir = tempfile::Builder::new()
+            .prefix("new-")
+            .tempdir_in(&self.root)
+            .map_err(|e| Error::io(ctx(), e))?
+            .keep();
+        chmod(&dir, 0o755)?;
+        Ok(dir)
+    }
+
+    /// Renames a directory from [`Dirs::create_temp`] to `<id>`.
+    pub fn install(&self, tmp: &Path, id: u64) -> Result<PathBuf> {
+        let dst = self.path(id);
+        fs::rename(tmp, &dst)
+            .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dst.display()), e))?;
+        // The rename must be durable before the record that points at it is written.
+        fs::File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(format!("fsync {}", self.root.display()), e))?;
+        Ok(dst)
+    }
+
+    /// Deletes `<id>` (renamed to `rm-<id>` first); a missing directory is fine.
+    pub fn remove(&self, id: u64) -> Result<()> {
+        let rm = self.root.join(format!("rm-{id}"));
+        match fs::rename(self.path(id), &rm) {
+            Ok(()) => remove_all(&rm),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("rename snapshot directory {id}"), e)),
+        }
+    }
+
+    /// Deletes every entry of `snapshots/` whose name is not one of `live`.
+    pub fn cleanup(&self, live: &HashSet<u64>) -> Result<()> {
+        let ctx = || format!("read {}", self.root.display());
+        let mut first_err = None;
+        for entry in fs::read_dir(&self.root).map_err(|e| Error::io(ctx(), e))? {
+            let entry = entry.map_err(|e| Error::io(ctx(), e))?;
+            let name = entry.file_name();
+            let id = name.to_str().and_then(|n| n.parse::<u64>().ok());
+            if id.is_some_and(|id| live.contains(&id)) {
+                continue;
+            }
+            tracing::debug!(path = %entry.path().display(), "cleanup removes an orphan");
+            if let Err(e) = remove_all(&entry.path()) {
+                tracing::warn!(error = %e, "cleanup");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Removes a file or a directory tree; a missing path is fine.
+pub(crate) fn remove_all(path: &Path) -> Result<()> {
+    let res = match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(Error::io(format!("remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `chmod` that ignores the umask.
+pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_keeps_only_live_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs = Dirs::new(d.path()).unwrap();
+        let tmp = dirs.create_temp().unwrap();
+        let live = dirs.install(&dirs.create_temp().unwrap(), 1).unwrap();
+        let dead = dirs.install(&dirs.create_temp().unwrap(), 2).unwrap();
+        fs::create_dir(d.path().join("snapshots/rm-3")).unwrap();
+        dirs.cleanup(&HashSet::from([1])).unwrap();
+        assert!(live.is_dir());
+        assert!(!tmp.exists() && !dead.exists());
+        assert_eq!(fs::read_dir(d.path().join("snapshots")).unwrap().count(), 1);
+        assert_eq!(
+            fs::metadata(&live).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! Immutable snapshots for container images, behind one trait with containerd's semantics.
+//!
+//! * [`Snapshotter`] — the trait every backend implements (lifecycle story on the trait).
+//! * [`metastore`] — the one RocksDB metastore every backend shares: ids, kinds, parents,
+//!   labels, timestamps and usage, per view.
+//! * Backends: [`native`] (full copies), [`overlay`] (overlayfs layers).
+//! * [`testsuite`] — the conformance suite every backend's tests call with one line.
+
+mod backend;
+mod base;
+pub mod error;
+pub mod fsutil;
+pub mod metastore;
+pub mod mount;
+pub mod native;
+pub mod overlay;
+pub mod snapshotter;
+pub mod testsuite;
+
+pub use backend::{Backend, Layout};
+pub use error::{Error, Result};
+pub use native::Native;
+pub use overlay::Overlay;
+pub use snapshotter::{Info, Kind, Mount, Snapshotter, Usage};
+
+/// Column families the metastore keeps in the shared RocksDB.
+pub const COLUMN_FAMILIES: &[&str] = metastore::COLUMN_FAMILIES;

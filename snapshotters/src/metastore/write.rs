@@ -1,0 +1,224 @@
+//! Metastore mutations: create, commit, update, remove. Each runs under the metastore mutex
+//! and writes one synced `WriteBatch`.
+
+use std::time::SystemTime;
+
+use rocksdb::WriteBatch;
+use strata_core::db::sync_write;
+use strata_core::labels::{Labels, apply_update, validate, without_empty};
+use strata_core::time::to_nanos;
+
+use super::record::{Record, child_key, children_prefix, counter_key, info_key, kind_to_u8};
+use super::{CF_CHILDREN, CF_INFO, CF_META, Metastore, Snapshot, not_found};
+use crate::{Error, Info, Kind, Result, Usage};
+
+impl Metastore {
+    /// Takes the next id from the persistent counter (never handed out again).
+    pub fn reserve_id(&self) -> Result<u64> {
+        let _g = self.guard();
+        self.next_id()
+    }
+
+    /// Checks that `key` could be created now with `parent`; returns the parent ids the new
+    /// snapshot would have (immediate parent first). Backends call it before filesystem work.
+    pub fn check_create(
+        &self,
+        view: &str,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+    ) -> Result<Vec<u64>> {
+        if kind == Kind::Committed {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot type committed invalid for {key:?}; only active and view can be created"
+            )));
+        }
+        if self.record(view, key)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "snapshot {key}: already exists"
+            )));
+        }
+        if parent.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = self
+            .record(view, parent)?
+            .ok_or_else(|| Error::NotFound(format!("missing parent {parent:?} bucket")))?;
+        if p.kind() != Kind::Committed {
+            return Err(Error::InvalidArgument(format!(
+                "parent {parent:?} is not committed snapshot"
+            )));
+        }
+        let mut ids = vec![p.id];
+        ids.extend(self.parent_ids(view, &p)?);
+        Ok(ids)
+    }
+
+    /// Creates an active or view snapshot with a fresh id.
+    pub fn create_snapshot(
+        &self,
+        view: &str,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Snapshot> {
+        let id = self.reserve_id()?;
+        self.create_snapshot_with_id(view, id, kind, key, parent, labels)
+    }
+
+    /// Creates an active or view snapshot with an id from [`Metastore::reserve_id`].
+    /// Created == Updated (one clock read); empty label values are dropped.
+    pub fn create_snapshot_with_id(
+        &self,
+        view: &str,
+        id: u64,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Snapshot> {
+        validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
+        let _g = self.guard();
+        let parent_ids = self.check_create(view, kind, key, parent)?;
+        let now = to_nanos(SystemTime::now());
+        let rec = Record {
+            id,
+            kind: kind_to_u8(kind),
+            parent: parent.to_string(),
+            created: now,
+            updated: now,
+            labels: without_empty(labels),
+            size: 0,
+            inodes: 0,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_INFO)?,
+            info_key(&self.backend, view, key),
+            rec.encode(),
+        );
+        if let Some(pid) = parent_ids.first() {
+            batch.put_cf(
+                self.cf(CF_CHILDREN)?,
+                child_key(&self.backend, view, *pid, key),
+                b"",
+            );
+        }
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(Snapshot {
+            id,
+            kind,
+            parent_ids,
+        })
+    }
+
+    /// Checks that active `key` could be committed as `name` now (AlreadyExists for a taken
+    /// name first, then NotFound, then FailedPrecondition for a non-active key).
+    pub fn check_commit(&self, view: &str, key: &str, name: &str) -> Result<Snapshot> {
+        if self.record(view, name)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "committed snapshot {name}: already exists"
+            )));
+        }
+        let rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
+        if rec.kind() != Kind::Active {
+            return Err(Error::FailedPrecondition(format!(
+                "snapshot {key:?} is not active"
+            )));
+        }
+        self.snapshot_of(view, &rec)
+    }
+
+    /// Turns active `key` into committed `name`, keeping its id and parent, recording `usage`
+    /// and replacing (not inheriting) the labels. Returns the id.
+    pub fn commit_active(
+        &self,
+        view: &str,
+        key: &str,
+        name: &str,
+        usage: Usage,
+        labels: Labels,
+    ) -> Result<u64> {
+        validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
+        let _g = self.guard();
+        let snap = self.check_commit(view, key, name)?;
+        let mut rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
+        let now = to_nanos(SystemTime::now());
+        rec.kind = kind_to_u8(Kind::Committed);
+        rec.created = now;
+        rec.updated = now;
+        rec.labels = without_empty(labels);
+        rec.size = usage.size;
+        rec.inodes = usage.inodes;
+        let (info, children) = (self.cf(CF_INFO)?, self.cf(CF_CHILDREN)?);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(info, info_key(&self.backend, view, key));
+        batch.put_cf(info, info_key(&self.backend, view, name), rec.encode());
+        if let Some(pid) = snap.parent_ids.first() {
+            batch.delete_cf(children, child_key(&self.backend, view, *pid, key));
+            batch.put_cf(children, child_key(&self.backend, view, *pid, name), b"");
+        }
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(rec.id)
+    }
+
+    /// Updates the labels of `info.name` per `paths` (containerd's masks); everything else in
+    /// `info` is ignored. Sets Updated, keeps Created.
+    pub fn update_info(&self, view: &str, info: &Info, paths: &[String]) -> Result<Info> {
+        let _g = self.guard();
+        let key = &info.name;
+        let mut rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
+        let what = format!("snapshot {key:?}");
+        rec.labels = apply_update(&rec.labels, &info.labels, paths, &what)
+            .map_err(|e| Error::InvalidArgument(e.0))?;
+        rec.updated = to_nanos(SystemTime::now());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_INFO)?,
+            info_key(&self.backend, view, key),
+            rec.encode(),
+        );
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(rec.info(key))
+    }
+
+    /// Removes a snapshot without children; returns its id and kind.
+    pub fn remove(&self, view: &str, key: &str) -> Result<(u64, Kind)> {
+        let _g = self.guard();
+        let rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
+        let prefix = children_prefix(&self.backend, view, rec.id);
+        if let Some(child) = self.scan(CF_CHILDREN, &prefix).next() {
+            child?;
+            return Err(Error::FailedPrecondition(format!(
+                "cannot remove snapshot {key:?} with child"
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_INFO)?, info_key(&self.backend, view, key));
+        if let Some(p) = self
+            .record(view, &rec.parent)?
+            .filter(|_| !rec.parent.is_empty())
+        {
+            let link = child_key(&self.backend, view, p.id, key);
+            batch.delete_cf(self.cf(CF_CHILDREN)?, link);
+        }
+        self.db.write_opt(batch, &sync_write())?;
+        Ok((rec.id, rec.kind()))
+    }
+
+    /// Increments the counter; caller holds the mutex.
+    fn next_id(&self) -> Result<u64> {
+        let cf = self.cf(CF_META)?;
+        let key = counter_key(&self.backend);
+        let last = match self.db.get_cf(cf, &key)? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        let id = last + 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, &key, id.to_be_bytes());
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(id)
+    }
+}

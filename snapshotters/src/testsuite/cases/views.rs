@@ -1,0 +1,109 @@
+//! Per-view isolation and races on one key.
+
+use crate::testsuite::harness::{Ctx, opt};
+use crate::{Error, Kind};
+
+/// A snapshot made in view "a" is invisible to every call in view "b"; one key works in both.
+pub async fn view_isolation(cx: Ctx) {
+    let sn = cx.sn();
+    sn.prepare("a", "k", "", opt()).await.expect("prepare in a");
+    sn.commit("a", "c", "k", opt()).await.expect("commit in a");
+    sn.prepare("a", "k", "c", opt())
+        .await
+        .expect("prepare k on c in a");
+
+    crate::__assert_err!(sn.stat("b", "k").await, Error::NotFound(_), "stat in b");
+    crate::__assert_err!(sn.stat("b", "c").await, Error::NotFound(_), "stat c in b");
+    crate::__assert_err!(sn.mounts("b", "k").await, Error::NotFound(_), "mounts in b");
+    crate::__assert_err!(sn.usage("b", "k").await, Error::NotFound(_), "usage in b");
+    crate::__assert_err!(sn.remove("b", "c").await, Error::NotFound(_), "remove in b");
+    crate::__assert_err!(
+        sn.commit("b", "x", "k", opt()).await,
+        Error::NotFound(_),
+        "commit in b"
+    );
+    crate::__assert_err!(
+        sn.prepare("b", "y", "c", opt()).await,
+        Error::NotFound(_),
+        "parent in a"
+    );
+    assert!(
+        sn.list("b", &[]).await.expect("list b").is_empty(),
+        "b must see nothing"
+    );
+
+    sn.prepare("b", "c", "", opt())
+        .await
+        .expect("prepare c in b");
+    sn.commit("b", "k", "c", opt())
+        .await
+        .expect("commit k in b");
+    sn.prepare("b", "c", "k", opt())
+        .await
+        .expect("prepare c on k in b");
+    let (ka, kb) = (
+        sn.stat("a", "k").await.expect("a/k"),
+        sn.stat("b", "k").await.expect("b/k"),
+    );
+    assert_eq!((ka.kind, ka.parent.as_str()), (Kind::Active, "c"));
+    assert_eq!((kb.kind, kb.parent.as_str()), (Kind::Committed, ""));
+
+    sn.remove("b", "c").await.expect("remove c in b");
+    sn.remove("b", "k").await.expect("remove k in b");
+    assert!(sn.list("b", &[]).await.expect("list b").is_empty());
+    let names: Vec<String> = sn
+        .list("a", &[])
+        .await
+        .expect("list a")
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names.len(), 2, "a keeps its snapshots: {names:?}");
+    sn.remove("a", "k").await.expect("remove k in a");
+    sn.remove("a", "c").await.expect("remove c in a");
+}
+
+/// 16 concurrent Prepares of one key: exactly one wins, the rest get AlreadyExists; same for
+/// 16 Commits of different keys to one name.
+pub async fn concurrent_prepare(cx: Ctx) {
+    let view = crate::testsuite::VIEW;
+    let prepares = (0..16).map(|_| {
+        let sn = cx.sn().clone();
+        tokio::spawn(async move { sn.prepare(view, "race", "", opt()).await })
+    });
+    let results = futures::future::try_join_all(prepares).await.expect("join");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        crate::__assert_err!(r, Error::AlreadyExists(_), "losing prepare");
+    }
+
+    for i in 0..16 {
+        cx.sn()
+            .prepare(view, &format!("k{i}"), "", opt())
+            .await
+            .expect("prepare");
+    }
+    let commits = (0..16).map(|i| {
+        let sn = cx.sn().clone();
+        tokio::spawn(async move { sn.commit(view, "winner", &format!("k{i}"), opt()).await })
+    });
+    let results = futures::future::try_join_all(commits).await.expect("join");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        crate::__assert_err!(r, Error::AlreadyExists(_), "losing commit");
+    }
+    let infos = cx.sn().list(view, &[]).await.expect("list");
+    assert_eq!(
+        infos.len(),
+        1 + 1 + 15,
+        "race, winner and 15 uncommitted keys"
+    );
+}

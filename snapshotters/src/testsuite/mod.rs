@@ -1,0 +1,136 @@
+//! The conformance suite every [`Snapshotter`](crate::Snapshotter) backend runs with one line.
+//!
+//! It mirrors containerd 1.6's `snapshots/testsuite` case by case (Basic, StatActive, ...,
+//! 128LayersMount) and adds what a drop-in must also get right: opaque keys, filter and label
+//! errors, error variants, per-view isolation, concurrent Prepare, restart persistence and
+//! crash consistency under `kill -9`.
+//!
+//! ```ignore
+//! // tests/overlay.rs
+//! use strata_snapshotters::overlay::Overlay;
+//! strata_snapshotters::testsuite!(overlay, |root| Overlay::open(root));
+//! ```
+//!
+//! An opener that is itself async is written `testsuite!(name, async |root| Open::open(root).await)`.
+//!
+//! The macro expands to a module `overlay` holding one `#[test]` per case (each runs on its own
+//! multi-threaded tokio runtime, with a fresh `<tmp>/root` for the backend and a `<tmp>/work`
+//! play area). The opener receives `&Path` and returns `Result<S, E>` with
+//! `S: Snapshotter`, `E: Debug`; it is called again on the same root by the restart and crash
+//! cases. The cases mount what the backend returns, so they need root: without it each case
+//! prints a message and passes.
+
+pub mod cases;
+pub mod fstest;
+mod harness;
+mod layers;
+pub mod mount;
+
+pub use harness::{Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, OpenResult, VIEW, opt, run};
+pub use layers::{check_snapshots, create_snapshot, prepare_mount};
+
+/// Expands to a module named `$name` with one test per conformance case; see the [module
+/// docs](crate::testsuite).
+#[macro_export]
+macro_rules! testsuite {
+    (@module $name:ident, |$root:ident: &::std::path::Path| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn backend() -> $crate::testsuite::Backend {
+                $crate::testsuite::Backend::new(stringify!($name), |root: ::std::path::PathBuf| {
+                    ::std::boxed::Box::pin(async move {
+                        let $root: &::std::path::Path = root.as_path();
+                        match $body.await {
+                            Ok(s) => Ok(::std::sync::Arc::new(s)
+                                as ::std::sync::Arc<dyn $crate::Snapshotter>),
+                            Err(e) => Err(format!("{e:?}")),
+                        }
+                    }) as $crate::testsuite::BoxFuture<$crate::testsuite::OpenResult>
+                })
+            }
+
+            $crate::__testsuite_cases!(
+                backend;
+                basic,
+                stat_active,
+                stat_committed,
+                transitivity,
+                prepare_view_failing,
+                update,
+                remove,
+                walk,
+                layer_file_update,
+                remove_directory_in_lower_layer,
+                chown,
+                directory_permission_on_commit,
+                remove_intermediate_snapshot,
+                deleted_files_in_child_snapshot,
+                move_file_from_lower_layer,
+                view_readonly,
+                stat_in_walk,
+                close_twice,
+                root_permission,
+                layers_128_mount,
+                odd_keys,
+                filter_errors,
+                label_limits,
+                update_masks,
+                commit_replaces_labels,
+                error_variants,
+                view_isolation,
+                concurrent_prepare,
+                restart_persistence,
+                kill9_during_prepare_commit,
+            );
+        }
+    };
+    ($name:ident, async $open:expr $(,)?) => {
+        $crate::testsuite!(@module $name, |root: &::std::path::Path| async move {
+            let open = $open;
+            open(root).await
+        });
+    };
+    ($name:ident, $open:expr $(,)?) => {
+        $crate::testsuite!(@module $name, |root: &::std::path::Path| async move {
+            let open = $open;
+            open(root)
+        });
+    };
+}
+
+/// One `#[test]` per case name (implementation detail of [`testsuite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __testsuite_cases {
+    ($backend:ident; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testsuite::run(
+                    $backend(),
+                    concat!(module_path!(), "::", stringify!($case)),
+                    |cx| ::std::boxed::Box::pin($crate::testsuite::cases::$case(cx)),
+                );
+            }
+        )*
+    };
+}
+
+/// Asserts that `$res` is an `Err` matching `$pat` (an [`Error`](crate::Error) variant).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __assert_err {
+    ($res:expr, $pat:pat, $($what:tt)+) => {
+        match $res {
+            Err($pat) => {}
+            other => panic!(
+                "{}: expected Err({}), got {:?}",
+                format!($($what)+),
+                stringify!($pat),
+                other
+            ),
+        }
+    };
+}
