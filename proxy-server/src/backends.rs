@@ -1,0 +1,39 @@
+//! The snapshot backends this daemon serves, by the proxy plugin names containerd uses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_snapshotters::Snapshotter;
+use strata_snapshotters::native::Native;
+use strata_snapshotters::overlay::Overlay;
+
+use crate::snapshots_service::Disabled;
+
+/// Opens every backend under `dir` (`<root>/snapshots`); a backend that cannot start is logged
+/// once and listed in the second map with the reason.
+pub async fn open(
+    db: Arc<strata_core::db::rocksdb::DB>,
+    dir: &Path,
+) -> (BTreeMap<String, Arc<dyn Snapshotter>>, Disabled) {
+    let mut on: BTreeMap<String, Arc<dyn Snapshotter>> = BTreeMap::new();
+    let mut off = Disabled::new();
+    match Overlay::new(db.clone(), dir.join("overlay")) {
+        Ok(b) => {
+            on.insert("strata-overlay".into(), Arc::new(b));
+        }
+        Err(e) => disable(&mut off, "strata-overlay", e.to_string()),
+    }
+    match Native::new(db, dir.join("native")) {
+        Ok(b) => {
+            on.insert("strata-native".into(), Arc::new(b));
+        }
+        Err(e) => disable(&mut off, "strata-native", e.to_string()),
+    }
+    (on, off)
+}
+
+fn disable(off: &mut Disabled, name: &str, reason: String) {
+    tracing::warn!(backend = name, %reason, "backend disabled");
+    off.insert(name.to_string(), reason);
+}

@@ -1,0 +1,219 @@
+//! `containerd.services.content.v1.Content` over a [`ContentStore`]: proto <-> store only.
+//! Everything arriving here belongs to [`PROXY_VIEW`], whatever namespace header it carries.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use strata_content::{ContentStore, Info};
+use strata_core::PROXY_VIEW;
+use strata_core::digest::Digest;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::content::content_server::Content;
+use crate::api::content::*;
+use crate::{errors, write_stream};
+
+/// Infos per List message, as containerd's content server batches them.
+const LIST_BATCH: usize = 100;
+/// Largest Read message payload (containerd uses 1 MiB buffers).
+const READ_CHUNK: usize = 1 << 20;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Content service.
+#[derive(Clone)]
+pub struct ContentService {
+    store: ContentStore,
+}
+
+impl ContentService {
+    pub fn new(store: ContentStore) -> Self {
+        ContentService { store }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ContentStore) -> Result<T, strata_content::Error> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(errors::join)?
+            .map_err(errors::content)
+    }
+}
+
+pub(crate) fn parse_digest(s: &str) -> Result<Digest, Status> {
+    Digest::parse(s).map_err(errors::digest)
+}
+
+pub(crate) fn info_to_proto(i: Info) -> crate::api::content::Info {
+    crate::api::content::Info {
+        digest: i.digest.to_string(),
+        size: i.size as i64,
+        created_at: Some(i.created_at.into()),
+        updated_at: Some(i.updated_at.into()),
+        labels: i.labels.into_iter().collect(),
+    }
+}
+
+pub(crate) fn status_to_proto(s: strata_content::Status) -> crate::api::content::Status {
+    crate::api::content::Status {
+        started_at: Some(s.started_at.into()),
+        updated_at: Some(s.updated_at.into()),
+        r#ref: s.reference,
+        offset: s.offset as i64,
+        total: s.total as i64,
+        expected: s.expected.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl Content for ContentService {
+    async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let d = parse_digest(&req.into_inner().digest)?;
+        let info = self.blocking(move |s| s.info(PROXY_VIEW, &d)).await?;
+        Ok(Response::new(InfoResponse {
+            info: Some(info_to_proto(info)),
+        }))
+    }
+
+    async fn update(
+        &self,
+        req: Request<UpdateRequest>,
+    ) -> Result<Response<UpdateResponse>, Status> {
+        let req = req.into_inner();
+        let info = req
+            .info
+            .ok_or_else(|| Status::invalid_argument("update requires info"))?;
+        let d = parse_digest(&info.digest)?;
+        let labels = info.labels.into_iter().collect();
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let info = self
+            .blocking(move |s| s.update(PROXY_VIEW, &d, &labels, &paths))
+            .await?;
+        Ok(Response::new(UpdateResponse {
+            info: Some(info_to_proto(info)),
+        }))
+    }
+
+    type ListStream = BoxStream<ListContentResponse>;
+
+    async fn list(
+        &self,
+        req: Request<ListContentRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let filters = req.into_inner().filters;
+        let infos = self.blocking(move |s| s.list(PROXY_VIEW, &filters)).await?;
+        let batches: Vec<Result<ListContentResponse, Status>> = infos
+            .chunks(LIST_BATCH)
+            .map(|c| {
+                Ok(ListContentResponse {
+                    info: c.iter().cloned().map(info_to_proto).collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
+    }
+
+    async fn delete(&self, req: Request<DeleteContentRequest>) -> Result<Response<()>, Status> {
+        let d = parse_digest(&req.into_inner().digest)?;
+        self.blocking(move |s| s.delete(PROXY_VIEW, &d)).await?;
+        Ok(Response::new(()))
+    }
+
+    type ReadStream = BoxStream<ReadContentResponse>;
+
+    async fn read(
+        &self,
+        req: Request<ReadContentRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let req = req.into_inner();
+        let d = parse_digest(&req.digest)?;
+        let reader = self.blocking(move |s| s.reader(PROXY_VIEW, &d)).await?;
+        let size = reader.size();
+        let start = req.offset.max(0) as u64;
+        if start > size {
+            return Err(Status::out_of_range(format!(
+                "read past object length {size} bytes"
+            )));
+        }
+        let end = if req.size <= 0 || start.saturating_add(req.size as u64) > size {
+            size
+        } else {
+            start + req.size as u64
+        };
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut pos = start;
+            while pos < end {
+                let n = ((end - pos) as usize).min(READ_CHUNK);
+                let mut buf = vec![0u8; n];
+                let msg = reader
+                    .read_at(pos, &mut buf)
+                    .map_err(errors::content)
+                    .map(|got| {
+                        buf.truncate(got);
+                        ReadContentResponse {
+                            offset: (pos - start) as i64,
+                            data: buf,
+                        }
+                    });
+                let stop = match &msg {
+                    Ok(m) if !m.data.is_empty() => {
+                        pos += m.data.len() as u64;
+                        false
+                    }
+                    _ => true,
+                };
+                if tx.blocking_send(msg).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let r = req.into_inner().r#ref;
+        let st = self.blocking(move |s| s.status(PROXY_VIEW, &r)).await?;
+        Ok(Response::new(StatusResponse {
+            status: Some(status_to_proto(st)),
+        }))
+    }
+
+    async fn list_statuses(
+        &self,
+        req: Request<ListStatusesRequest>,
+    ) -> Result<Response<ListStatusesResponse>, Status> {
+        let filters = req.into_inner().filters;
+        let sts = self
+            .blocking(move |s| s.list_statuses(PROXY_VIEW, &filters))
+            .await?;
+        Ok(Response::new(ListStatusesResponse {
+            statuses: sts.into_iter().map(status_to_proto).collect(),
+        }))
+    }
+
+    type WriteStream = BoxStream<WriteContentResponse>;
+
+    async fn write(
+        &self,
+        req: Request<Streaming<WriteContentRequest>>,
+    ) -> Result<Response<Self::WriteStream>, Status> {
+        let rx = write_stream::start(self.store.clone(), req.into_inner()).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn abort(&self, req: Request<AbortRequest>) -> Result<Response<()>, Status> {
+        let r = req.into_inner().r#ref;
+        self.blocking(move |s| s.abort(PROXY_VIEW, &r)).await?;
+        Ok(Response::new(()))
+    }
+}

@@ -1,0 +1,142 @@
+//! Wiring: one RocksDB under the root, the content store, the snapshot backends, the socket,
+//! graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use strata_content::ContentStore;
+use strata_snapshotters::Snapshotter;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::api::content::content_server::ContentServer;
+use crate::api::snapshots::snapshots_server::SnapshotsServer;
+use crate::config::Config;
+use crate::content_service::ContentService;
+use crate::rootlock::RootLock;
+use crate::snapshots_service::{Disabled, SnapshotsService};
+
+/// How long SIGTERM waits for in-flight calls before exiting anyway.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// containerd's gRPC message limit, each way.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// Everything the daemon serves, opened on one root.
+pub struct Stores {
+    pub db: Arc<strata_core::db::rocksdb::DB>,
+    pub content: ContentStore,
+    pub backends: BTreeMap<String, Arc<dyn Snapshotter>>,
+    pub disabled: Disabled,
+}
+
+/// Opens the database and every store under `root`.
+pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
+    let cfs: Vec<&str> = strata_content::COLUMN_FAMILIES
+        .iter()
+        .chain(strata_snapshotters::COLUMN_FAMILIES)
+        .copied()
+        .collect();
+    let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
+    let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
+    let (backends, disabled) = crate::backends::open(db.clone(), &root.join("snapshots")).await;
+    Ok(Stores {
+        db,
+        content,
+        backends,
+        disabled,
+    })
+}
+
+/// Binds the socket: creates its folder, removes a stale socket, refuses a live one, 0660.
+fn bind(address: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = address.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if address.exists() {
+        if std::os::unix::net::UnixStream::connect(address).is_ok() {
+            bail!("{} is in use by a live server", address.display());
+        }
+        std::fs::remove_file(address)
+            .with_context(|| format!("removing stale socket {}", address.display()))?;
+    }
+    let listener =
+        UnixListener::bind(address).with_context(|| format!("binding {}", address.display()))?;
+    std::fs::set_permissions(address, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Serves until SIGTERM/SIGINT, then finishes in-flight calls, flushes and returns.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.root)
+        .with_context(|| format!("creating root {}", config.root.display()))?;
+    let _lock = RootLock::acquire(&config.root)?;
+    let stores = open_stores(&config.root).await?;
+    let listener = bind(&config.address)?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ContentServer<ContentService>>()
+        .await;
+    health_reporter
+        .set_serving::<SnapshotsServer<SnapshotsService>>()
+        .await;
+    let content = ContentServer::new(ContentService::new(stores.content.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let snapshots = SnapshotsServer::new(SnapshotsService::new(
+        stores.backends.clone(),
+        stores.disabled.clone(),
+        &config.default_snapshotter,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    tracing::info!(
+        root = %config.root.display(),
+        address = %config.address.display(),
+        backends = ?stores.backends.keys().collect::<Vec<_>>(),
+        "serving"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(content)
+            .add_service(snapshots)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                let _ = stop_rx.await;
+            }),
+    );
+    shutdown_signal().await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(DRAIN_TIMEOUT, serving).await {
+        Ok(joined) => joined.context("server task")?.context("serving")?,
+        Err(_) => tracing::warn!(
+            "in-flight calls still running after {}s; stopping anyway",
+            DRAIN_TIMEOUT.as_secs()
+        ),
+    }
+    for (name, b) in &stores.backends {
+        if let Err(e) = b.close().await {
+            tracing::warn!(backend = %name, error = %e, "closing backend");
+        }
+    }
+    stores.db.flush_wal(true).context("syncing the WAL")?;
+    stores.db.flush().context("flushing the database")?;
+    let _ = std::fs::remove_file(&config.address);
+    tracing::info!("stopped");
+    Ok(())
+}
