@@ -1,0 +1,116 @@
+//! Starts the two servers under test, each on a fresh root: strata-proxy and a private
+//! containerd 1.6 (own config, root, state and socket; never the system daemon).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A server process that is stopped (SIGTERM, then SIGKILL) and cleaned up on drop.
+pub struct Server {
+    pub socket: PathBuf,
+    child: Child,
+    root: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid we own; failure (already gone) is harmless.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        unmount_below(&self.root);
+    }
+}
+
+/// Detaches every mount below `root` (deepest first) so the temp dir can go.
+pub fn unmount_below(root: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = root.to_string_lossy().to_string();
+    let mut points: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+}
+
+fn wait_for_socket(socket: &Path, child: &mut Child, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not open {} within 60 s", socket.display())
+}
+
+/// Starts strata-proxy (found next to this binary unless given) on `root`.
+pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
+    let socket = root.join("strata.sock");
+    let mut child = Command::new(binary)
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--address")
+        .arg(&socket)
+        .arg("--log-level")
+        .arg("warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    wait_for_socket(&socket, &mut child, "strata-proxy")?;
+    Ok(Server {
+        socket,
+        child,
+        root: root.to_path_buf(),
+    })
+}
+
+/// Starts a private containerd with its built-in content store and snapshotters on `root`.
+pub fn start_containerd(root: &Path) -> anyhow::Result<Server> {
+    let socket = root.join("containerd.sock");
+    let config = root.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{r}/root\"\nstate = \"{r}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{r}/ttrpc.sock\"\n\
+             [debug]\n  address = \"{r}/debug.sock\"\n",
+            r = root.display(),
+            s = socket.display()
+        ),
+    )?;
+    let log = std::fs::File::create(root.join("containerd.log"))?;
+    let mut child = Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting containerd (apt-get install containerd)")?;
+    wait_for_socket(&socket, &mut child, "containerd")?;
+    Ok(Server {
+        socket,
+        child,
+        root: root.to_path_buf(),
+    })
+}

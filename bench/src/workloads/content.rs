@@ -1,0 +1,193 @@
+//! Content workloads: 1 GiB ingest and read, many 4 KiB blobs, random 64 KiB reads.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use rand::{Rng, RngCore, SeedableRng};
+use sha2::{Digest as _, Sha256};
+use strata_proxy::api::content::{
+    DeleteContentRequest, ReadContentRequest, WriteAction, WriteContentRequest,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::client::Target;
+
+/// Write message size, as containerd's `content.Copy` buffers (1 MiB).
+pub const CHUNK: usize = 1 << 20;
+const MIB: f64 = (1 << 20) as f64;
+
+/// `sha256:<hex>` of `data`.
+pub fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+fn gc_root() -> std::collections::HashMap<String, String> {
+    [("containerd.io/gc.root".to_string(), "bench".to_string())].into()
+}
+
+/// Writes one blob the way containerd's client does: STAT, WRITE per chunk (each answered
+/// before the next is sent), COMMIT with size and expected digest.
+pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(2);
+    tx.send(WriteContentRequest {
+        action: WriteAction::Stat as i32,
+        r#ref: reference.to_string(),
+        total: data.len() as i64,
+        expected: digest.to_string(),
+        ..Default::default()
+    })
+    .await?;
+    let mut client = t.content.clone();
+    let mut replies = client
+        .write(t.req(ReceiverStream::new(rx)))
+        .await
+        .with_context(|| format!("{}: write {reference}", t.name))?
+        .into_inner();
+    replies.message().await?;
+    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        tx.send(WriteContentRequest {
+            action: WriteAction::Write as i32,
+            offset: (i * CHUNK) as i64,
+            data: chunk.to_vec(),
+            ..Default::default()
+        })
+        .await?;
+        replies.message().await?;
+    }
+    tx.send(WriteContentRequest {
+        action: WriteAction::Commit as i32,
+        offset: data.len() as i64,
+        total: data.len() as i64,
+        expected: digest.to_string(),
+        labels: gc_root(),
+        ..Default::default()
+    })
+    .await?;
+    let reply = replies.message().await?.context("no commit reply")?;
+    if reply.digest != digest {
+        bail!(
+            "{}: committed {} but expected {digest}",
+            t.name,
+            reply.digest
+        );
+    }
+    Ok(())
+}
+
+/// Deletes a blob (untimed clean-up between rounds).
+pub async fn delete(t: &Target, digest: &str) -> anyhow::Result<()> {
+    t.content
+        .clone()
+        .delete(t.req(DeleteContentRequest {
+            digest: digest.to_string(),
+        }))
+        .await?;
+    Ok(())
+}
+
+/// Reads `[offset, offset+size)` (size 0 = to the end); returns the bytes received.
+pub async fn read(t: &Target, digest: &str, offset: i64, size: i64) -> anyhow::Result<u64> {
+    let mut stream = t
+        .content
+        .clone()
+        .read(t.req(ReadContentRequest {
+            digest: digest.to_string(),
+            offset,
+            size,
+        }))
+        .await?
+        .into_inner();
+    let mut n = 0u64;
+    while let Some(m) = stream.message().await? {
+        n += m.data.len() as u64;
+    }
+    Ok(n)
+}
+
+/// MiB/s of one ingest of `data` (made unique per round so no side can deduplicate).
+pub async fn ingest_round(t: &Target, data: &mut [u8], round: usize) -> anyhow::Result<f64> {
+    data[..16].copy_from_slice(&[(round as u8) ^ t.name.len() as u8; 16]);
+    data[16..24].copy_from_slice(&(round as u64).to_le_bytes());
+    let digest = digest_of(data);
+    let start = Instant::now();
+    ingest(t, &format!("bench-ingest-{round}"), data, &digest).await?;
+    let secs = start.elapsed().as_secs_f64();
+    delete(t, &digest).await?;
+    Ok(data.len() as f64 / MIB / secs)
+}
+
+/// MiB/s of one full read.
+pub async fn read_round(t: &Target, digest: &str, size: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let n = read(t, digest, 0, 0).await?;
+    let secs = start.elapsed().as_secs_f64();
+    if n as usize != size {
+        bail!("{}: read {n} bytes of {size}", t.name);
+    }
+    Ok(n as f64 / MIB / secs)
+}
+
+/// Blobs/s for `count` small blobs written one stream each.
+pub async fn small_blobs_round(
+    t: &Target,
+    count: usize,
+    size: usize,
+    round: usize,
+) -> anyhow::Result<f64> {
+    let blobs: Vec<(Vec<u8>, String)> = (0..count)
+        .map(|i| {
+            let d = random_bytes(size, (round * 1_000_003 + i) as u64 ^ t.name.len() as u64);
+            let g = digest_of(&d);
+            (d, g)
+        })
+        .collect();
+    let start = Instant::now();
+    for (i, (d, g)) in blobs.iter().enumerate() {
+        ingest(t, &format!("bench-small-{round}-{i}"), d, g).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for (_, g) in &blobs {
+        delete(t, g).await?;
+    }
+    Ok(count as f64 / secs)
+}
+
+/// Reads/s of `count` random 64 KiB reads inside a blob of `size` bytes.
+pub async fn random_reads_round(
+    t: &Target,
+    digest: &str,
+    size: usize,
+    count: usize,
+) -> anyhow::Result<f64> {
+    const LEN: usize = 64 << 10;
+    let offsets: Vec<i64> = {
+        let mut rng = rand::thread_rng();
+        (0..count)
+            .map(|_| rng.gen_range(0..(size - LEN)) as i64)
+            .collect()
+    };
+    let start = Instant::now();
+    for off in offsets {
+        let n = read(t, digest, off, LEN as i64).await?;
+        if n as usize != LEN {
+            bail!("{}: short range read {n}", t.name);
+        }
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Single-core sha256 speed in MiB/s over `len` bytes: the ceiling for a verified ingest.
+pub fn sha256_speed(len: usize) -> f64 {
+    let data = random_bytes(len, 7);
+    let start = Instant::now();
+    let _ = Sha256::digest(&data);
+    len as f64 / MIB / start.elapsed().as_secs_f64()
+}
