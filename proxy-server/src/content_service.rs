@@ -165,6 +165,7 @@ impl Content for ContentService {
                 let stop = match &msg {
                     Ok(m) if !m.data.is_empty() => {
                         pos += m.data.len() as u64;
+                        crate::metrics::add_read(m.data.len());
                         false
                     }
                     _ => true,

@@ -7,6 +7,7 @@ pub mod backends;
 pub mod config;
 pub mod content_service;
 pub mod errors;
+pub mod metrics;
 pub mod rootlock;
 pub mod server;
 pub mod snapshots_service;

@@ -174,6 +174,7 @@ impl Session {
         }
         if !req.data.is_empty() {
             w.write(&req.data).map_err(errors::content)?;
+            crate::metrics::add_ingested(req.data.len());
         }
         let (offset, digest) = (w.offset() as i64, w.digest());
         self.msg.offset = offset;

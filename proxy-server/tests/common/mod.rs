@@ -21,15 +21,23 @@ pub struct Proxy {
     pub root: PathBuf,
     pub socket: PathBuf,
     pub child: Option<Child>,
+    /// Flags added to every (re)start.
+    pub extra_args: Vec<String>,
 }
 
 impl Proxy {
     /// Starts a server on `dir/root` with socket `dir/s.sock` and waits until it accepts.
     pub fn start(dir: &Path) -> Proxy {
+        Proxy::start_with(dir, &[])
+    }
+
+    /// [`Proxy::start`] with extra command-line flags.
+    pub fn start_with(dir: &Path, extra_args: &[&str]) -> Proxy {
         let mut p = Proxy {
             root: dir.join("root"),
             socket: dir.join("s.sock"),
             child: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         p.restart();
         p
@@ -44,6 +52,7 @@ impl Proxy {
             .arg(&self.socket)
             .arg("--log-level")
             .arg("warn")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawning strata-proxy");
