@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Compares two mounted root filesystems entry by entry.
+
+Usage: compare_tree.py [--label-a A] [--label-b B] ROOT_A ROOT_B
+
+For every path (walked without following symlinks, names as raw bytes) it
+compares: file type, permission bits incl. setuid/setgid/sticky, uid, gid,
+size and SHA-256 of regular files, symlink targets, device numbers, xattrs,
+mtime (except the root directory, which no layer sets) and hardlink groups
+(the set of paths sharing an inode within the tree; raw link counts are not
+compared because overlayfs reports a lower inode's count). Prints every
+difference and a final `N differences` line; exit status 1 if any.
+
+Standard library only.
+"""
+
+import argparse
+import hashlib
+import os
+import stat
+import sys
+
+KINDS = [
+    (stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"),
+    (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"), (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+]
+
+
+def kind(mode):
+    for test, name in KINDS:
+        if test(mode):
+            return name
+    return "unknown"
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                return h.hexdigest()
+            h.update(chunk)
+
+
+def xattrs(path):
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        return "listxattr error %s" % e.strerror
+    out = {}
+    for n in sorted(names):
+        try:
+            out[n] = os.getxattr(path, n, follow_symlinks=False)
+        except OSError as e:
+            out[n] = "getxattr error %s" % e.strerror
+    return out
+
+
+def describe(root, rel, st):
+    path = os.path.join(root, rel) if rel else root
+    k = kind(st.st_mode)
+    d = {
+        "type": k,
+        "mode": oct(stat.S_IMODE(st.st_mode)),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "xattrs": xattrs(path),
+    }
+    if rel:
+        d["mtime_ns"] = st.st_mtime_ns
+    if k == "file":
+        d["size"] = st.st_size
+        d["sha256"] = digest(path)
+    elif k == "symlink":
+        d["target"] = os.readlink(path)
+    elif k in ("char", "block"):
+        d["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    return d
+
+
+def scan(root):
+    """Returns {relative path (bytes): description} for every entry under root."""
+    root = os.fsencode(root)
+    entries, inodes = {}, {}
+    st = os.lstat(root)
+    entries[b""] = describe(root, b"", st)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            st = os.lstat(full)
+            entries[rel] = describe(root, rel, st)
+            if not stat.S_ISDIR(st.st_mode):
+                inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
+    for group in inodes.values():
+        for rel in group:
+            entries[rel]["hardlinks"] = sorted(group)
+    return entries
+
+
+def show(p):
+    return repr(os.fsdecode(p)) if p else "/"
+
+
+def compare(a, b, la, lb):
+    diffs = []
+    for rel in sorted(set(a) | set(b)):
+        if rel not in b:
+            diffs.append("only in %s: %s (%s)" % (la, show(rel), a[rel]["type"]))
+            continue
+        if rel not in a:
+            diffs.append("only in %s: %s (%s)" % (lb, show(rel), b[rel]["type"]))
+            continue
+        for field in sorted(set(a[rel]) | set(b[rel])):
+            va, vb = a[rel].get(field), b[rel].get(field)
+            if va != vb:
+                diffs.append("%s: %s differs: %s=%r %s=%r" % (show(rel), field, la, va, lb, vb))
+    return diffs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--label-a", default="a")
+    ap.add_argument("--label-b", default="b")
+    ap.add_argument("--unpack-time", type=int, default=None, metavar="EPOCH_SECONDS",
+                    help="ignore mtime differences of directories when both mtimes are at "
+                         "or after this time (no layer set them: they are unpack times)")
+    ap.add_argument("--tolerate-ref-dir-mtime", action="store_true",
+                    help="with --unpack-time: also ignore directory mtime differences where "
+                         "ROOT_B (the reference) has an unpack time and ROOT_A the image's "
+                         "time (containerd's overlay applier creates parents a tar omits "
+                         "with the current time; its native snapshotter's copy loses "
+                         "directory mtimes)")
+    ap.add_argument("root_a")
+    ap.add_argument("root_b")
+    args = ap.parse_args()
+    a, b = scan(args.root_a), scan(args.root_b)
+    tolerated = 0
+    if args.unpack_time is not None:
+        limit = args.unpack_time * 10**9
+        for rel in set(a) & set(b):
+            ea, eb = a[rel], b[rel]
+            if not (ea["type"] == eb["type"] == "dir" and "mtime_ns" in ea and "mtime_ns" in eb):
+                continue
+            ta, tb = ea["mtime_ns"], eb["mtime_ns"]
+            both = ta >= limit and tb >= limit
+            ref_only = args.tolerate_ref_dir_mtime and ta < limit <= tb
+            if both or ref_only:
+                tolerated += ref_only
+                del ea["mtime_ns"], eb["mtime_ns"]
+    if tolerated:
+        print("note: %d directory mtime differences tolerated (reference has the unpack time)"
+              % tolerated)
+    diffs = compare(a, b, args.label_a, args.label_b)
+    for d in diffs:
+        print(d)
+    print("%d entries compared, %d differences" % (len(set(a) | set(b)), len(diffs)))
+    sys.exit(1 if diffs else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# End-to-end test: Debian's containerd 1.6 + runc with strata-proxy as the content
+# store and as snapshotters (proxy_plugins), offline, as root.
+#
+# For each strata snapshot backend x {gzip, zstd} layers it imports a multi-layer
+# test image (integration/build_image.py: whiteouts, opaque dir, type changes,
+# hardlinks, symlinks, xattrs, devices, fifo, sparse file, odd names, modes,
+# owners), runs a container on it (integration/container_checks.sh, output vs
+# integration/expected_checks.txt), compares its root filesystem entry by entry
+# with containerd's built-in overlayfs snapshotter (integration/compare_tree.py),
+# restarts strata-proxy under the running containerd and runs again, then removes
+# the image and checks that containerd's GC left nothing in strata
+# (integration/strata-ls, containerd's own proxy clients).
+#
+# Usage: scripts/integration.sh
+# Environment:
+#   STRATA_PROXY        daemon binary (default /var/tmp/strata-target/debug/strata-proxy)
+#   STRATA_PROXY_ARGS   extra daemon arguments
+#   STRATA_BTRFS_ROOT   test the strata-btrfs backend too (skipped with a SKIP line if
+#                       strata-proxy does not serve it): a directory on btrfs (the
+#                       strata root is put there), or `loop` (a loopback btrfs image in
+#                       $WORK mounted at <strata root>/snapshots/btrfs)
+#   STRATA_IT_SPARSE_MIB  apparent size of the sparse file (default 1024)
+#   STRATA_IT_LOGS      where daemon logs are kept (default /var/tmp/strata-it-logs)
+#   STRATA_IT_KEEP=1    keep $WORK (still stops daemons and unmounts)
+# Output: PASS/FAIL/SKIP lines, then exactly `N passed, N failed`; exit 1 on any failure.
+set -uo pipefail
+
+# Debian packages this script needs (installed if missing).
+PACKAGES=(containerd runc umoci skopeo busybox-static attr python3 golang-go
+    golang-github-containerd-containerd-dev util-linux)
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+it=$repo/integration
+STRATA_PROXY=${STRATA_PROXY:-/var/tmp/strata-target/debug/strata-proxy}
+SPARSE_BYTES=$((${STRATA_IT_SPARSE_MIB:-1024} * 1024 * 1024))
+LOGS=${STRATA_IT_LOGS:-/var/tmp/strata-it-logs}
+NS=strata-it
+IMG=strata-it/img
+COMPRESSIONS=(gzip zstd)
+
+passed=0 failed=0 strata_pid='' ctd_pid='' t0=$SECONDS START_EPOCH=$(date +%s)
+
+log() { printf '%s\n' "$*" >&2; }
+pass() { passed=$((passed + 1)); printf 'PASS %s (%ss)\n' "$1" "$(($SECONDS - ${2:-$SECONDS}))"; }
+fail() { failed=$((failed + 1)); printf 'FAIL %s: %s\n' "$1" "$2"; }
+die() { fail "$1" "$2"; summary; exit 1; }
+summary() { printf '%d passed, %d failed\n' "$passed" "$failed"; }
+
+ensure_packages() { # packages...
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    log "installing: ${missing[*]}"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+[[ $(id -u) -eq 0 ]] || { echo "must run as root" >&2; exit 2; }
+ensure_packages "${PACKAGES[@]}" || die setup "apt-get install failed"
+[[ -x $STRATA_PROXY ]] || die setup "$STRATA_PROXY is not executable (cargo build -p strata-proxy)"
+
+WORK=$(mktemp -d /var/tmp/strata-it-XXXX)
+if [[ -n ${STRATA_BTRFS_ROOT:-} && $STRATA_BTRFS_ROOT != loop ]]; then
+    SROOT=$(mktemp -d "$STRATA_BTRFS_ROOT/strata-it-root-XXXX")
+else
+    SROOT=$WORK/strata-root
+fi
+SSOCK=$WORK/strata.sock
+CTD=$WORK/ctd
+CSOCK=$CTD/containerd.sock
+rm -rf "$LOGS" && mkdir -p "$LOGS" "$CTD" "$WORK/bin" "$WORK/mnt"
+ctr_() { timeout 300 ctr -a "$CSOCK" -n "$NS" "$@"; }
+strata_ls() { "$WORK/bin/strata-ls" -a "$SSOCK" "$@"; }
+
+# --- cleanup, always -------------------------------------------------------------
+stop_pid() { # pid seconds
+    local pid=$1 i
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < $2 * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+unmount_under() { # dir: every mount below it, deepest first
+    local m
+    findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do
+        m=$(printf '%b' "$m") # findmnt -r escapes blanks as \x20
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+    done
+}
+cleanup() {
+    local rc=$? id pid
+    trap - EXIT INT TERM
+    if [[ -n $ctd_pid ]] && kill -0 "$ctd_pid" 2>/dev/null; then
+        for id in $(timeout 20 ctr -a "$CSOCK" -n "$NS" tasks ls -q 2>/dev/null); do
+            timeout 20 ctr -a "$CSOCK" -n "$NS" tasks kill -s SIGKILL "$id" >/dev/null 2>&1
+            timeout 20 ctr -a "$CSOCK" -n "$NS" tasks rm -f "$id" >/dev/null 2>&1
+        done
+    fi
+    stop_pid "$ctd_pid" 15
+    # Shims outlive containerd: end the ones started for this daemon (by their pid).
+    for pid in $(pgrep -f -- "-address $CSOCK" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    unmount_under "$WORK"
+    [[ $SROOT != "$WORK"/* ]] && unmount_under "$SROOT"
+    stop_pid "$strata_pid" 15
+    if [[ ${STRATA_IT_KEEP:-0} == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+        [[ $SROOT != "$WORK"/* ]] && rm -rf "$SROOT"
+    fi
+    log "logs in $LOGS; total $((SECONDS - t0))s"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- daemons ---------------------------------------------------------------------
+start_strata() {
+    # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
+    setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" ${STRATA_PROXY_ARGS:-} \
+        >>"$LOGS/strata.log" 2>&1 &
+    strata_pid=$!
+    strata_ls -wait 30s >/dev/null
+}
+stop_strata() { # SIGTERM; fails unless strata-proxy exits by itself with status 0
+    local pid=$strata_pid i rc
+    strata_pid=''
+    kill -TERM "$pid" 2>/dev/null || return 1
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        wait "$pid" 2>/dev/null
+        log "strata-proxy ignored SIGTERM for 30s"
+        return 1
+    fi
+    wait "$pid"
+    rc=$?
+    [[ $rc -eq 0 ]] || log "strata-proxy exited with status $rc after SIGTERM"
+    return $rc
+}
+
+write_containerd_config() { # backends...
+    local b
+    {
+        echo 'version = 2'
+        echo "root = \"$CTD/root\""
+        echo "state = \"$CTD/state\""
+        echo 'disabled_plugins = ["io.containerd.content.v1.content", "io.containerd.grpc.v1.cri"]'
+        echo '[grpc]'
+        echo "  address = \"$CSOCK\""
+        echo '[ttrpc]'
+        echo "  address = \"$CSOCK.ttrpc\""
+        echo '[proxy_plugins.strata-content]'
+        echo '  type = "content"'
+        echo "  address = \"$SSOCK\""
+        for b in "$@"; do
+            echo "[proxy_plugins.$b]"
+            echo '  type = "snapshot"'
+            echo "  address = \"$SSOCK\""
+        done
+    } >"$CTD/config.toml"
+}
+start_containerd() {
+    local i
+    setsid containerd --config "$CTD/config.toml" >>"$LOGS/containerd.log" 2>&1 &
+    ctd_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        ctr -a "$CSOCK" version >/dev/null 2>&1 && return 0
+        kill -0 "$ctd_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- test steps ------------------------------------------------------------------
+run_checks() { # name snapshotter image id
+    local out exp
+    exp=$(sed "s/@SPARSE_BYTES@/$SPARSE_BYTES/" "$it/expected_checks.txt")
+    if ! out=$(ctr_ run --rm --snapshotter "$2" "$3" "$4" /bin/sh -c "$(cat "$it/container_checks.sh")" 2>&1); then
+        fail "$1" "ctr run failed: $(tail -3 <<<"$out")"
+        return 1
+    fi
+    if [[ $out != "$exp" ]]; then
+        fail "$1" "container output differs from expected_checks.txt:"$'\n'"$(diff <(echo "$exp") <(echo "$out"))"
+        return 1
+    fi
+}
+
+mount_snapshot() { # snapshotter key dir
+    local line cmd t type src dst o opts
+    line=$(ctr_ snapshots --snapshotter "$1" mounts "$3" "$2") || return 1
+    [[ $(wc -l <<<"$line") -eq 1 ]] || { log "expected one mount, got: $line"; return 1; }
+    read -r cmd t type src dst o opts <<<"$line"
+    [[ $cmd == mount && $t == -t && $o == -o && $dst == "$3" ]] || { log "unexpected: $line"; return 1; }
+    if [[ $type == bind ]]; then
+        mount --bind -o "$opts" "$src" "$dst"
+    else
+        mount -t "$type" -o "$opts" "$src" "$dst"
+    fi
+}
+
+# Prepares the image's top layer in a strata backend and in a built-in reference
+# snapshotter, mounts both as containerd prints them and compares the trees.
+compare_trees() { # name backend reference chainid [compare_tree.py options]
+    local name=$1 b=$2 ref=$3 chain=$4 ka="cmp-$2" kb="cmp-$3" da=$WORK/mnt/a db=$WORK/mnt/b out rc=0
+    shift 4
+    mkdir -p "$da" "$db"
+    if ! ctr_ snapshots --snapshotter "$b" prepare "$ka" "$chain" >/dev/null ||
+        ! ctr_ snapshots --snapshotter "$ref" prepare "$kb" "$chain" >/dev/null; then
+        fail "$name" "snapshot prepare failed"
+        rc=1
+    elif ! mount_snapshot "$b" "$ka" "$da" || ! mount_snapshot "$ref" "$kb" "$db"; then
+        fail "$name" "mounting snapshots failed"
+        rc=1
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" "$@" \
+        --label-a "$b" --label-b "$ref" "$da" "$db" 2>&1); then
+        fail "$name" "trees differ:"$'\n'"$out"
+        rc=1
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+    fi
+    umount "$da" 2>/dev/null
+    umount "$db" 2>/dev/null
+    ctr_ snapshots --snapshotter "$b" rm "$ka" 2>/dev/null
+    ctr_ snapshots --snapshotter "$ref" rm "$kb" 2>/dev/null
+    return $rc
+}
+
+strata_leftovers() { # prints what strata still holds (blobs, ingests, snapshots)
+    local b args=()
+    for b in "${BACKENDS[@]}"; do args+=(-snapshotter "$b"); done
+    strata_ls "${args[@]}"
+}
+
+wait_strata_empty() { # seconds
+    local i left
+    for ((i = 0; i < $1 * 5; i++)); do
+        left=$(strata_leftovers 2>&1) && [[ -z $left ]] && return 0
+        sleep 0.2
+    done
+    printf '%s\n' "$left"
+    return 1
+}
+
+# containerd's proxy clients keep one gRPC connection per plugin and redial with
+# backoff (max 3 s, services/server/server.go): right after a strata restart calls
+# fail with Unavailable until the redial. Waits for content and snapshots to answer.
+wait_reconnect() { # backend seconds
+    local i start=$(date +%s.%N)
+    for ((i = 0; i < $2 * 10; i++)); do
+        if ctr_ content ls -q >/dev/null 2>&1 &&
+            ctr_ snapshots --snapshotter "$1" ls >/dev/null 2>&1; then
+            log "  containerd reconnected after $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')s"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+drop_image() { # image: best-effort cleanup after a failed round, so later rounds start empty
+    ctr_ image rm --sync "$1" >/dev/null 2>&1
+    wait_strata_empty 30 >/dev/null || log "  strata not empty after dropping $1"
+}
+
+one_round() { # backend compression
+    local b=$1 c=$2 tag="$1/$2" image="$IMG:$2" s out left ref r refs
+    s=$SECONDS
+    if ! out=$(ctr_ image import --base-name "$IMG" --snapshotter "$b" "$WORK/img/$c.tar" 2>&1); then
+        fail "import $tag" "$out"
+        drop_image "$image"
+        return
+    fi
+    if ! ctr_ snapshots --snapshotter "$b" info "$CHAIN_ID" >/dev/null 2>&1; then
+        fail "import $tag" "top layer snapshot $CHAIN_ID not found in $b after import"
+        drop_image "$image"
+        return
+    fi
+    pass "import $tag" "$s"
+
+    s=$SECONDS
+    run_checks "run $tag" "$b" "$image" "it-$RANDOM" && pass "run $tag" "$s"
+    # The same checks on the built-in snapshotter of the same kind (ctr run unpacks
+    # the image for it): overlay-style for strata-overlay, copy-style otherwise.
+    ref=native
+    [[ $b == strata-overlay ]] && ref=overlayfs
+    refs=("$ref")
+    [[ $ref != overlayfs ]] && refs+=(overlayfs)
+    for r in "${refs[@]}"; do
+        s=$SECONDS
+        run_checks "run $r(ref) $tag" "$r" "$image" "it-$RANDOM" && pass "run $r(ref) $tag" "$s"
+    done
+
+    s=$SECONDS
+    if [[ $ref == overlayfs ]]; then
+        compare_trees "rootfs $tag == overlayfs" "$b" overlayfs "$CHAIN_ID" &&
+            pass "rootfs $tag == overlayfs" "$s"
+    else
+        # Copy-style backends: the only difference allowed is a directory mtime that the
+        # reference lost: containerd's overlay applier creates parent directories a tar
+        # omits (umoci's layer 4 does) with the unpack time, and containerd's native
+        # snapshotter copies parents without keeping directory mtimes.
+        compare_trees "rootfs $tag == $ref" "$b" "$ref" "$CHAIN_ID" --tolerate-ref-dir-mtime &&
+            pass "rootfs $tag == $ref" "$s"
+        s=$SECONDS
+        compare_trees "rootfs $tag == overlayfs" "$b" overlayfs "$CHAIN_ID" --tolerate-ref-dir-mtime &&
+            pass "rootfs $tag == overlayfs" "$s"
+    fi
+
+    s=$SECONDS
+    if ! stop_strata; then
+        fail "restart $tag" "strata-proxy did not stop cleanly on SIGTERM (see $LOGS/strata.log)"
+        start_strata || die "restart $tag" "strata-proxy did not come back (see $LOGS/strata.log)"
+    elif ! start_strata; then
+        fail "restart $tag" "strata-proxy did not come back (see $LOGS/strata.log)"
+    elif ! wait_reconnect "$b" 20; then
+        fail "restart $tag" "containerd did not reconnect to strata-proxy within 20s"
+    else
+        run_checks "restart $tag" "$b" "$image" "it-$RANDOM" && pass "restart $tag" "$s"
+    fi
+
+    s=$SECONDS
+    if ! out=$(ctr_ image rm --sync "$image" 2>&1); then
+        fail "gc $tag" "image rm: $out"
+        return
+    fi
+    if left=$(wait_strata_empty 30); then
+        out=$(ctr_ content ls -q; ctr_ snapshots --snapshotter "$b" ls | tail -n +2)
+        if [[ -n $out ]]; then
+            fail "gc $tag" "containerd still lists: $out"
+        else
+            pass "gc $tag" "$s"
+        fi
+    else
+        fail "gc $tag" "strata still holds after GC:"$'\n'"$left"
+    fi
+}
+
+# --- main ------------------------------------------------------------------------
+s=$SECONDS
+(cd "$it/strata-ls" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
+    go build -o "$WORK/bin/strata-ls" .) >&2 || die "build strata-ls" "go build failed"
+pass "build strata-ls" "$s"
+
+s=$SECONDS
+mkdir -p "$WORK/img"
+# Layers 1-3 written by build_image.py, layer 4 generated by umoci from real changes.
+if python3 "$it/build_image.py" "$WORK/img" gzip "$SPARSE_BYTES" >&2 &&
+    umoci unpack --image "$WORK/img/layout:gzip" "$WORK/img/bundle" >&2 &&
+    "$it/umoci_layer.sh" "$WORK/img/bundle/rootfs" &&
+    umoci repack --image "$WORK/img/layout:gzip" "$WORK/img/bundle" >&2 &&
+    rm -rf "$WORK/img/bundle" &&
+    CHAIN_ID=$(python3 "$it/build_image.py" --chain-id "$WORK/img/layout") &&
+    skopeo copy --quiet "oci:$WORK/img/layout:gzip" "oci:$WORK/img/layout-zstd:zstd" \
+        --dest-compress-format zstd --dest-compress >&2 &&
+    tar -C "$WORK/img/layout" -cf "$WORK/img/gzip.tar" . &&
+    tar -C "$WORK/img/layout-zstd" -cf "$WORK/img/zstd.tar" .; then
+    pass "build images (gzip, zstd)" "$s"
+else
+    die "build images" "see the messages above"
+fi
+log "  image top layer ChainID $CHAIN_ID"
+
+if [[ ${STRATA_BTRFS_ROOT:-} == loop ]]; then
+    # strata's btrfs backend lives in <root>/snapshots/btrfs: put a loopback btrfs there.
+    s=$SECONDS
+    ensure_packages btrfs-progs &&
+        truncate -s 8G "$WORK/btrfs.img" && mkfs.btrfs -q -f "$WORK/btrfs.img" >&2 &&
+        mkdir -p "$SROOT/snapshots/btrfs" && mount -o loop "$WORK/btrfs.img" "$SROOT/snapshots/btrfs" ||
+        die "loopback btrfs" "could not create or mount $WORK/btrfs.img"
+    pass "loopback btrfs at $SROOT/snapshots/btrfs" "$s"
+fi
+
+s=$SECONDS
+start_strata || die "start strata-proxy" "see $LOGS/strata.log"
+BACKENDS=(strata-overlay strata-native)
+if [[ -n ${STRATA_BTRFS_ROOT:-} ]]; then
+    if why=$(strata_ls -snapshotter strata-btrfs 2>&1); then
+        BACKENDS+=(strata-btrfs)
+    else
+        echo "SKIP strata-btrfs: $why"
+    fi
+else
+    echo "SKIP strata-btrfs: STRATA_BTRFS_ROOT is not set"
+fi
+pass "start strata-proxy (${BACKENDS[*]})" "$s"
+
+s=$SECONDS
+write_containerd_config "${BACKENDS[@]}"
+start_containerd || die "start containerd" "see $LOGS/containerd.log"
+pass "start containerd $(ctr -a "$CSOCK" version 2>/dev/null | awk '/Version/ {print $2; exit}')" "$s"
+
+for b in "${BACKENDS[@]}"; do
+    for c in "${COMPRESSIONS[@]}"; do
+        one_round "$b" "$c"
+    done
+done
+
+if bad=$(grep -aE '\b(ERROR|WARN)\b|panicked' "$LOGS/strata.log" | grep -av 'backend disabled'); then
+    fail "strata-proxy log clean" "warnings/errors in $LOGS/strata.log:"$'\n'"$(head -20 <<<"$bad")"
+else
+    pass "strata-proxy log clean (no ERROR/WARN/panic)"
+fi
+
+summary
+[[ $failed -eq 0 ]]
