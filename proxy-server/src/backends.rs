@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use strata_snapshotters::Snapshotter;
+use strata_snapshotters::btrfs::Btrfs;
 use strata_snapshotters::native::Native;
 use strata_snapshotters::overlay::Overlay;
 
@@ -24,11 +25,18 @@ pub async fn open(
         }
         Err(e) => disable(&mut off, "strata-overlay", e.to_string()),
     }
-    match Native::new(db, dir.join("native")) {
+    match Native::new(db.clone(), dir.join("native")) {
         Ok(b) => {
             on.insert("strata-native".into(), Arc::new(b));
         }
         Err(e) => disable(&mut off, "strata-native", e.to_string()),
+    }
+    // Only where `<root>/snapshots/btrfs` is on btrfs (a loop mount in CI).
+    match Btrfs::new(db, dir.join("btrfs")) {
+        Ok(b) => {
+            on.insert("strata-btrfs".into(), Arc::new(b));
+        }
+        Err(e) => disable(&mut off, "strata-btrfs", e.to_string()),
     }
     (on, off)
 }

@@ -1,6 +1,7 @@
 //! [`Backend`]: the [`Snapshotter`] implementation shared by the directory-based backends,
 //! which differ only in their [`Layout`] (what a snapshot directory holds and how it mounts).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,26 +9,44 @@ use rocksdb::DB;
 use strata_core::labels::Labels;
 
 use crate::base::Base;
-use crate::fsutil::blocking;
+use crate::fsutil::{Dirs, blocking, disk_usage, remove_all};
 use crate::metastore::Snapshot;
 use crate::{Info, Kind, Mount, Result, Snapshotter, Usage};
 
 /// What distinguishes one directory-based backend from another.
+///
+/// The provided methods are the plain-directory behaviour; a backend whose snapshot
+/// directories are something else (btrfs subvolumes) overrides them.
 pub trait Layout: std::fmt::Debug + Send + Sync + 'static {
     /// Whether a new snapshot of `kind` gets a directory of its own.
     fn own_dir(&self, kind: Kind, has_parent: bool) -> bool;
     /// Fills the fresh directory `tmp` of a new snapshot (`parents`: immediate first).
-    fn fill(
-        &self,
-        dirs: &crate::fsutil::Dirs,
-        tmp: &Path,
-        kind: Kind,
-        parents: &[u64],
-    ) -> Result<()>;
+    fn fill(&self, dirs: &Dirs, tmp: &Path, kind: Kind, parents: &[u64]) -> Result<()>;
     /// The mounts of an active or view snapshot.
-    fn mounts(&self, dirs: &crate::fsutil::Dirs, snap: &Snapshot) -> Vec<Mount>;
+    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>>;
     /// The directory whose disk usage is the snapshot's own.
-    fn data_dir(&self, dirs: &crate::fsutil::Dirs, id: u64) -> PathBuf;
+    fn data_dir(&self, dirs: &Dirs, id: u64) -> PathBuf;
+
+    /// The resources of snapshot `snap` alone (live for an active one; recorded at Commit).
+    fn usage(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Usage> {
+        disk_usage(&self.data_dir(dirs, snap.id))
+    }
+    /// Called once the Commit of `id` is recorded (e.g. to make its directory read-only).
+    fn committed(&self, _dirs: &Dirs, _id: u64) -> Result<()> {
+        Ok(())
+    }
+    /// Deletes a half-built directory (a failed [`Layout::fill`] or install).
+    fn remove_tree(&self, path: &Path) -> Result<()> {
+        remove_all(path)
+    }
+    /// Deletes the directory of snapshot `id`; a missing one is fine.
+    fn remove_dir(&self, dirs: &Dirs, id: u64) -> Result<()> {
+        dirs.remove(id)
+    }
+    /// Deletes every entry of the snapshots directory that is not one of `live`.
+    fn cleanup(&self, dirs: &Dirs, live: &HashSet<u64>) -> Result<()> {
+        dirs.cleanup(live)
+    }
 }
 
 /// A snapshotter made of the shared metastore, `snapshots/<id>` directories and a [`Layout`].
@@ -71,11 +90,8 @@ impl<L: Layout> Backend<L> {
     ) -> Result<Vec<Mount>> {
         let (view, key, parent) = (view.to_string(), key.to_string(), parent.to_string());
         self.run(move |b, l| {
-            let fill = l
-                .own_dir(kind, !parent.is_empty())
-                .then_some(|tmp: &Path, parents: &[u64]| l.fill(&b.dirs, tmp, kind, parents));
-            let snap = b.create(&view, kind, &key, &parent, labels, fill)?;
-            Ok(l.mounts(&b.dirs, &snap))
+            let snap = b.create(l, &view, kind, &key, &parent, labels)?;
+            l.mounts(&b.dirs, &snap)
         })
         .await
     }
@@ -97,13 +113,12 @@ impl<L: Layout> Snapshotter for Backend<L> {
 
     async fn usage(&self, view: &str, key: &str) -> Result<Usage> {
         let (view, key) = (view.to_string(), key.to_string());
-        self.run(move |b, l| b.usage(&view, &key, |id| l.data_dir(&b.dirs, id)))
-            .await
+        self.run(move |b, l| b.usage(l, &view, &key)).await
     }
 
     async fn mounts(&self, view: &str, key: &str) -> Result<Vec<Mount>> {
         let (view, key) = (view.to_string(), key.to_string());
-        self.run(move |b, l| Ok(l.mounts(&b.dirs, &b.ms.get_snapshot(&view, &key)?)))
+        self.run(move |b, l| l.mounts(&b.dirs, &b.ms.get_snapshot(&view, &key)?))
             .await
     }
 
@@ -129,13 +144,13 @@ impl<L: Layout> Snapshotter for Backend<L> {
 
     async fn commit(&self, view: &str, name: &str, key: &str, labels: Labels) -> Result<()> {
         let (view, name, key) = (view.to_string(), name.to_string(), key.to_string());
-        self.run(move |b, l| b.commit(&view, &name, &key, labels, |id| l.data_dir(&b.dirs, id)))
+        self.run(move |b, l| b.commit(l, &view, &name, &key, labels))
             .await
     }
 
     async fn remove(&self, view: &str, key: &str) -> Result<()> {
         let (view, key) = (view.to_string(), key.to_string());
-        self.run(move |b, _| b.remove(&view, &key)).await
+        self.run(move |b, l| b.remove(l, &view, &key)).await
     }
 
     async fn list(&self, view: &str, filters: &[String]) -> Result<Vec<Info>> {
@@ -144,7 +159,7 @@ impl<L: Layout> Snapshotter for Backend<L> {
     }
 
     async fn cleanup(&self) -> Result<()> {
-        self.run(|b, _| b.cleanup()).await
+        self.run(|b, l| b.cleanup(l)).await
     }
 
     async fn close(&self) -> Result<()> {

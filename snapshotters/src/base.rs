@@ -7,13 +7,14 @@
 //! never a record without its directory. Cleanup takes the `gc` lock exclusively so it never
 //! races a creation or removal in progress.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::DB;
 use strata_core::labels::{Labels, validate};
 
-use crate::fsutil::{Dirs, disk_usage};
+use crate::backend::Layout;
+use crate::fsutil::Dirs;
 use crate::metastore::{Metastore, Snapshot};
 use crate::{Error, Kind, Result, Usage};
 
@@ -42,87 +43,86 @@ impl Base {
         self.gc.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates a snapshot. When `fill` is given, the directory `<id>` is built by it first
-    /// (`fill(tmp_dir, parent_ids)`), then the record is written.
-    pub fn create<F>(
+    /// Creates a snapshot. When the layout wants a directory for it, `<id>` is built first
+    /// (`new-*` filled by [`Layout::fill`], then renamed), then the record is written.
+    pub fn create<L: Layout>(
         &self,
+        l: &L,
         view: &str,
         kind: Kind,
         key: &str,
         parent: &str,
         labels: Labels,
-        fill: Option<F>,
-    ) -> Result<Snapshot>
-    where
-        F: FnOnce(&Path, &[u64]) -> Result<()>,
-    {
+    ) -> Result<Snapshot> {
         let _g = self.shared();
         validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
         let parents = self.ms.check_create(view, kind, key, parent)?;
         let id = self.ms.reserve_id()?;
-        if let Some(fill) = fill {
-            self.build_dir(id, &parents, fill)?;
+        if l.own_dir(kind, !parent.is_empty()) {
+            self.build_dir(l, id, kind, &parents)?;
         }
         let res = self
             .ms
             .create_snapshot_with_id(view, id, kind, key, parent, labels);
         if res.is_err() {
-            self.dirs.remove(id)?;
+            l.remove_dir(&self.dirs, id)?;
         }
         res
     }
 
-    fn build_dir<F>(&self, id: u64, parents: &[u64], fill: F) -> Result<PathBuf>
-    where
-        F: FnOnce(&Path, &[u64]) -> Result<()>,
-    {
+    fn build_dir<L: Layout>(&self, l: &L, id: u64, kind: Kind, parents: &[u64]) -> Result<()> {
         let tmp = self.dirs.create_temp()?;
-        let res = fill(&tmp, parents).and_then(|()| self.dirs.install(&tmp, id));
+        let res = l
+            .fill(&self.dirs, &tmp, kind, parents)
+            .and_then(|()| self.dirs.install(&tmp, id).map(drop));
         if res.is_err() {
-            crate::fsutil::remove_all(&tmp)?;
+            l.remove_tree(&tmp)?;
         }
         res
     }
 
-    /// Commits active `key` as `name`, recording the usage of `du_dir(id)`.
-    pub fn commit(
+    /// Commits active `key` as `name`, recording [`Layout::usage`] of the active snapshot.
+    pub fn commit<L: Layout>(
         &self,
+        l: &L,
         view: &str,
         name: &str,
         key: &str,
         labels: Labels,
-        du_dir: impl Fn(u64) -> PathBuf,
     ) -> Result<()> {
         validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
         let snap = self.ms.check_commit(view, key, name)?;
-        let usage = disk_usage(&du_dir(snap.id))?;
+        let usage = l.usage(&self.dirs, &snap)?;
         self.ms.commit_active(view, key, name, usage, labels)?;
+        if let Err(e) = l.committed(&self.dirs, snap.id) {
+            tracing::warn!(error = %e, id = snap.id, "committed snapshot left writable");
+        }
         Ok(())
     }
 
-    /// Live usage of `du_dir(id)` for an active snapshot, the recorded one otherwise.
-    pub fn usage(&self, view: &str, key: &str, du_dir: impl Fn(u64) -> PathBuf) -> Result<Usage> {
-        let (id, info, usage) = self.ms.get_info(view, key)?;
+    /// Live [`Layout::usage`] for an active snapshot, the recorded one otherwise.
+    pub fn usage<L: Layout>(&self, l: &L, view: &str, key: &str) -> Result<Usage> {
+        let (_, info, usage) = self.ms.get_info(view, key)?;
         match info.kind {
-            Kind::Active => disk_usage(&du_dir(id)),
+            Kind::Active => l.usage(&self.dirs, &self.ms.get_snapshot(view, key)?),
             _ => Ok(usage),
         }
     }
 
     /// Removes the record, then the directory (a failure there is left to Cleanup).
-    pub fn remove(&self, view: &str, key: &str) -> Result<()> {
+    pub fn remove<L: Layout>(&self, l: &L, view: &str, key: &str) -> Result<()> {
         let _g = self.shared();
         let (id, _) = self.ms.remove(view, key)?;
-        if let Err(e) = self.dirs.remove(id) {
+        if let Err(e) = l.remove_dir(&self.dirs, id) {
             tracing::warn!(error = %e, id, "snapshot directory left for cleanup");
         }
         Ok(())
     }
 
     /// Deletes every directory that is not a live snapshot's.
-    pub fn cleanup(&self) -> Result<()> {
+    pub fn cleanup<L: Layout>(&self, l: &L) -> Result<()> {
         let _g = self.exclusive();
         let live = self.ms.ids()?;
-        self.dirs.cleanup(&live)
+        l.cleanup(&self.dirs, &live)
     }
 }

@@ -3,11 +3,12 @@
 //! * [`Snapshotter`] — the trait every backend implements (lifecycle story on the trait).
 //! * [`metastore`] — the one RocksDB metastore every backend shares: ids, kinds, parents,
 //!   labels, timestamps and usage, per view.
-//! * Backends: [`native`] (full copies), [`overlay`] (overlayfs layers).
+//! * Backends: [`native`] (full copies), [`overlay`] (overlayfs layers), [`btrfs`] (subvolumes).
 //! * [`testsuite`] — the conformance suite every backend's tests call with one line.
 
 mod backend;
 mod base;
+pub mod btrfs;
 pub mod error;
 pub mod fsutil;
 pub mod metastore;
@@ -18,6 +19,7 @@ pub mod snapshotter;
 pub mod testsuite;
 
 pub use backend::{Backend, Layout};
+pub use btrfs::Btrfs;
 pub use error::{Error, Result};
 pub use native::Native;
 pub use overlay::Overlay;

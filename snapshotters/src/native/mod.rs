@@ -55,17 +55,17 @@ impl Layout for NativeLayout {
     }
 
     /// `bind` of the snapshot's own directory, or of its parent's for a view with a parent.
-    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Vec<Mount> {
+    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
         let (source, ro) = match (snap.kind, snap.parent_ids.first()) {
             (Kind::View, Some(p)) => (dirs.path(*p), true),
             (kind, _) => (dirs.path(snap.id), kind != Kind::Active),
         };
-        vec![Mount {
+        Ok(vec![Mount {
             kind: "bind".into(),
             source: source.display().to_string(),
             target: String::new(),
             options: vec!["rbind".into(), if ro { "ro" } else { "rw" }.into()],
-        }]
+        }])
     }
 
     fn data_dir(&self, dirs: &Dirs, id: u64) -> PathBuf {

@@ -70,8 +70,8 @@ impl Layout for OverlayLayout {
         Ok(())
     }
 
-    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Vec<Mount> {
-        mounts::mounts(dirs, snap, self.index_off)
+    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
+        Ok(mounts::mounts(dirs, snap, self.index_off))
     }
 
     fn data_dir(&self, dirs: &Dirs, id: u64) -> PathBuf {

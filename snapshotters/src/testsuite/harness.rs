@@ -32,11 +32,16 @@ pub fn opt() -> Labels {
     )])
 }
 
+/// Where a backend's case roots go: a directory, or why the cases cannot run here.
+pub type PlaceFn = fn() -> Result<PathBuf, String>;
+
 /// A named way to open the backend under test on a root directory.
 #[derive(Clone)]
 pub struct Backend {
     name: &'static str,
     open: Arc<OpenFn>,
+    place: Option<PlaceFn>,
+    purge: Option<fn(&Path)>,
 }
 
 impl Backend {
@@ -48,7 +53,23 @@ impl Backend {
         Backend {
             name,
             open: Arc::new(open),
+            place: None,
+            purge: None,
         }
+    }
+
+    /// Puts each case's temp dir under the directory `place` returns (default: the system
+    /// temp dir); when it returns `Err(reason)`, every case prints the reason and passes.
+    pub fn with_place(mut self, place: PlaceFn) -> Self {
+        self.place = Some(place);
+        self
+    }
+
+    /// Deletes each case's temp dir with `purge` instead of `remove_dir_all` (for backends
+    /// leaving trees that cannot be deleted file by file, e.g. read-only btrfs subvolumes).
+    pub fn with_purge(mut self, purge: fn(&Path)) -> Self {
+        self.purge = Some(purge);
+        self
     }
 
     /// The backend's name.
@@ -126,7 +147,12 @@ impl Drop for Ctx {
             return;
         }
         super::mount::unmount_under(&self.tmp);
-        let _ = std::fs::remove_dir_all(&self.tmp);
+        match self.backend.purge {
+            Some(purge) => purge(&self.tmp),
+            None => {
+                let _ = std::fs::remove_dir_all(&self.tmp);
+            }
+        }
     }
 }
 
@@ -137,6 +163,13 @@ pub fn run(backend: Backend, test_path: &str, case: fn(Ctx) -> BoxFuture<()>) {
         eprintln!("skipping {test_path}: the snapshotter testsuite mounts and needs root");
         return;
     }
+    let place = match backend.place.map(|place| place()).transpose() {
+        Ok(place) => place,
+        Err(reason) => {
+            eprintln!("skipping {test_path}: {reason}");
+            return;
+        }
+    };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let test_name = test_path
         .split_once("::")
@@ -151,11 +184,17 @@ pub fn run(backend: Backend, test_path: &str, case: fn(Ctx) -> BoxFuture<()>) {
         let owned = parent.is_none();
         let tmp = match parent.as_deref().and_then(Path::parent) {
             Some(tmp) => tmp.to_path_buf(),
-            None => tempfile::Builder::new()
-                .prefix(&format!("snapshot-suite-{}-", backend.name))
-                .tempdir()
+            None => {
+                let prefix = format!("snapshot-suite-{}-", backend.name);
+                let mut b = tempfile::Builder::new();
+                let b = b.prefix(&prefix);
+                match &place {
+                    Some(dir) => b.tempdir_in(dir),
+                    None => b.tempdir(),
+                }
                 .expect("tempdir")
-                .keep(),
+                .keep()
+            }
         };
         let (root, work) = (tmp.join("root"), tmp.join("work"));
         std::fs::create_dir_all(&root).expect("create root");

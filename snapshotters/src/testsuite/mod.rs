@@ -12,6 +12,8 @@
 //! ```
 //!
 //! An opener that is itself async is written `testsuite!(name, async |root| Open::open(root).await)`.
+//! `testsuite!(name, setup = |b| b.with_place(..).with_purge(..), |root| ..)` adjusts the
+//! [`Backend`] first: where the case roots go (or why to skip) and how to delete them.
 //!
 //! The macro expands to a module `overlay` holding one `#[test]` per case (each runs on its own
 //! multi-threaded tokio runtime, with a fresh `<tmp>/root` for the backend and a `<tmp>/work`
@@ -26,20 +28,20 @@ mod harness;
 mod layers;
 pub mod mount;
 
-pub use harness::{Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, OpenResult, VIEW, opt, run};
+pub use harness::{Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, OpenResult, PlaceFn, VIEW, opt, run};
 pub use layers::{check_snapshots, create_snapshot, prepare_mount};
 
 /// Expands to a module named `$name` with one test per conformance case; see the [module
 /// docs](crate::testsuite).
 #[macro_export]
 macro_rules! testsuite {
-    (@module $name:ident, |$root:ident: &::std::path::Path| $body:expr) => {
+    (@module $name:ident, $setup:expr, |$root:ident: &::std::path::Path| $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             fn backend() -> $crate::testsuite::Backend {
-                $crate::testsuite::Backend::new(stringify!($name), |root: ::std::path::PathBuf| {
+                let backend = $crate::testsuite::Backend::new(stringify!($name), |root: ::std::path::PathBuf| {
                     ::std::boxed::Box::pin(async move {
                         let $root: &::std::path::Path = root.as_path();
                         match $body.await {
@@ -48,7 +50,9 @@ macro_rules! testsuite {
                             Err(e) => Err(format!("{e:?}")),
                         }
                     }) as $crate::testsuite::BoxFuture<$crate::testsuite::OpenResult>
-                })
+                });
+                let setup: fn($crate::testsuite::Backend) -> $crate::testsuite::Backend = $setup;
+                setup(backend)
             }
 
             $crate::__testsuite_cases!(
@@ -86,14 +90,26 @@ macro_rules! testsuite {
             );
         }
     };
+    ($name:ident, setup = $setup:expr, async $open:expr $(,)?) => {
+        $crate::testsuite!(@module $name, $setup, |root: &::std::path::Path| async move {
+            let open = $open;
+            open(root).await
+        });
+    };
+    ($name:ident, setup = $setup:expr, $open:expr $(,)?) => {
+        $crate::testsuite!(@module $name, $setup, |root: &::std::path::Path| async move {
+            let open = $open;
+            open(root)
+        });
+    };
     ($name:ident, async $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, |root: &::std::path::Path| async move {
+        $crate::testsuite!(@module $name, |b| b, |root: &::std::path::Path| async move {
             let open = $open;
             open(root).await
         });
     };
     ($name:ident, $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, |root: &::std::path::Path| async move {
+        $crate::testsuite!(@module $name, |b| b, |root: &::std::path::Path| async move {
             let open = $open;
             open(root)
         });

@@ -8,6 +8,8 @@ package strataconformance
 //   STRATA_CONFORMANCE_LOGS directory receiving one log file per daemon
 //                           (default $TMPDIR/strata-conformance-logs)
 //   STRATA_STOP_TIMEOUT     how long to wait after SIGTERM (Go duration, default 10s)
+//   STRATA_BTRFS_ROOT       a directory on btrfs: strata-btrfs is tested too, its daemons
+//                           keeping their --root below it (scripts/btrfs-loop.sh makes one)
 
 import (
 	"bufio"
@@ -92,12 +94,35 @@ func stopTimeout() time.Duration {
 	return 10 * time.Second
 }
 
+// btrfsRoot is STRATA_BTRFS_ROOT ("" when strata-btrfs is not tested).
+func btrfsRoot() string {
+	return os.Getenv("STRATA_BTRFS_ROOT")
+}
+
+// startServerFor is startServer for the snapshot backend name: a strata-btrfs
+// daemon gets a fresh --root below btrfsRoot(), every other one below dir.
+func startServerFor(ctx context.Context, name, dir string) (*server, error) {
+	if name != "strata-btrfs" || btrfsRoot() == "" {
+		return startServer(ctx, dir)
+	}
+	root, err := os.MkdirTemp(btrfsRoot(), "strata-root-")
+	if err != nil {
+		return nil, err
+	}
+	return startServerAt(ctx, dir, root)
+}
+
 // startServer launches a fresh daemon whose root and socket live under dir,
 // waits until the socket accepts connections and dials it.
 func startServer(ctx context.Context, dir string) (*server, error) {
+	return startServerAt(ctx, dir, filepath.Join(dir, "strata-root"))
+}
+
+// startServerAt is startServer with the daemon's --root at root.
+func startServerAt(ctx context.Context, dir, root string) (*server, error) {
 	seq := atomic.AddUint64(&serverSeq, 1)
 	s := &server{
-		root:   filepath.Join(dir, "strata-root"),
+		root:   root,
 		sock:   filepath.Join(dir, "strata.sock"),
 		exited: make(chan struct{}),
 	}
@@ -230,7 +255,7 @@ func (s *server) stop() error {
 	if err := unmountBelow(s.root); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if err := os.RemoveAll(s.root); err != nil {
+	if err := removeRoot(s.root); err != nil {
 		errs = append(errs, fmt.Sprintf("remove root: %v", err))
 	}
 	s.cleanupFiles()
@@ -238,6 +263,32 @@ func (s *server) stop() error {
 		return errors.New(strings.Join(errs, "; ") + s.logTail())
 	}
 	return nil
+}
+
+// removeRoot deletes a daemon root; btrfs subvolumes left in it (read-only
+// ones cannot be emptied file by file) are deleted with btrfs-progs first.
+func removeRoot(root string) error {
+	if os.RemoveAll(root) == nil {
+		return nil
+	}
+	var subvols []string
+	_ = filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.IsDir() {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Ino == 256 && p != root {
+			subvols = append(subvols, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if len(subvols) > 0 {
+		args := append([]string{"subvolume", "delete"}, subvols...)
+		if out, err := exec.Command("btrfs", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("btrfs subvolume delete: %v: %s", err, out)
+		}
+	}
+	return os.RemoveAll(root)
 }
 
 func (s *server) cleanupFiles() {

@@ -19,11 +19,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// snapshotterNames lists the backends to test, from STRATA_SNAPSHOTTERS.
+// snapshotterNames lists the backends to test, from STRATA_SNAPSHOTTERS, plus
+// strata-btrfs when STRATA_BTRFS_ROOT is set.
 func snapshotterNames() []string {
 	env := os.Getenv("STRATA_SNAPSHOTTERS")
 	if env == "" {
 		env = "strata-overlay,strata-native"
+	}
+	if btrfsRoot() != "" && !strings.Contains(env, "strata-btrfs") {
+		env += ",strata-btrfs"
 	}
 	var names []string
 	for _, n := range strings.Split(env, ",") {
@@ -48,7 +52,7 @@ func TestSnapshotsDirect(t *testing.T) {
 
 func directSnapshotter(name string) testsuite.SnapshotterFunc {
 	return func(ctx context.Context, root string) (snapshots.Snapshotter, func() error, error) {
-		s, err := startServer(ctx, root)
+		s, err := startServerFor(ctx, name, root)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -73,7 +77,7 @@ func TestSnapshotsMetadata(t *testing.T) {
 
 func metadataSnapshotter(name string) testsuite.SnapshotterFunc {
 	return func(ctx context.Context, root string) (snapshots.Snapshotter, func() error, error) {
-		s, err := startServer(ctx, root)
+		s, err := startServerFor(ctx, name, root)
 		if err != nil {
 			return nil, nil, err
 		}
