@@ -7,20 +7,18 @@ mod servers;
 mod stats;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Parser;
-use futures::FutureExt;
 
 use client::Target;
-use stats::{Measurement, interleave};
-use workloads::{content, snapshots};
+use stats::Measurement;
+use workloads::suites;
 
 /// Side-by-side benchmarks of strata-proxy and containerd 1.6.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Args {
+pub struct Args {
     /// Tiny sizes: checks every workload runs (CI smoke run); numbers are not meaningful.
     #[arg(long)]
     quick: bool,
@@ -42,18 +40,37 @@ struct Args {
     /// Snapshots in the Walk workload.
     #[arg(long, default_value_t = 10_000)]
     walk_snapshots: usize,
+    /// Size of the big parent snapshot in MiB.
+    #[arg(long, default_value_t = 200)]
+    parent_mib: usize,
+    /// Files in the big parent snapshot (spread over 60 directories).
+    #[arg(long, default_value_t = 6_000)]
+    parent_files: usize,
+    /// Timed Prepare + Commit children of the big parent per round.
+    #[arg(long, default_value_t = 8)]
+    parent_ops: usize,
+    /// Concurrent client counts for the mixed workload.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    clients: Vec<usize>,
+    /// Loop iterations per client in the mixed workload (7 RPCs each).
+    #[arg(long, default_value_t = 25)]
+    client_iters: usize,
     /// Measured rounds per workload and target (after the warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Warm-up rounds (discarded).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Snapshot backends to compare (overlay, native).
-    #[arg(long, value_delimiter = ',', default_value = "overlay,native")]
+    /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
+    #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, snapshots).
-    #[arg(long, value_delimiter = ',', default_value = "content,snapshots")]
+    /// Workload groups to run (content, mixed, snapshots).
+    #[arg(long, value_delimiter = ',', default_value = "content,mixed,snapshots")]
     only: Vec<String>,
+    /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
+    /// roots under it for the btrfs backend (containerd's btrfs snapshotter needs its root there).
+    #[arg(long)]
+    btrfs_dir: Option<PathBuf>,
     /// strata-proxy binary [default: next to this binary].
     #[arg(long)]
     strata_bin: Option<PathBuf>,
@@ -63,7 +80,7 @@ struct Args {
     /// Use a running containerd on this socket instead of starting one.
     #[arg(long)]
     attach_containerd: Option<PathBuf>,
-    /// Scratch directory for the servers' roots.
+    /// Scratch directory for the servers' roots and the bench's mountpoints.
     #[arg(long, default_value = "/var/tmp")]
     workdir: PathBuf,
     /// Write the results as JSON here.
@@ -83,10 +100,63 @@ impl Args {
             self.cycles = 20;
             self.chain_layers = 8;
             self.walk_snapshots = 150;
+            self.parent_mib = 2;
+            self.parent_files = 120;
+            self.parent_ops = 2;
+            self.client_iters = 2;
             self.rounds = 2;
             self.warmup = 0;
         }
     }
+
+    fn wants(&self, group: &str) -> bool {
+        self.only.iter().any(|o| o == group)
+    }
+
+    fn strata_bin(&self) -> anyhow::Result<PathBuf> {
+        match &self.strata_bin {
+            Some(b) => Ok(b.clone()),
+            None => Ok(std::env::current_exe()?.with_file_name("strata-proxy")),
+        }
+    }
+}
+
+/// Servers under test (stopped on drop) and the clients that reach them.
+struct Pair {
+    targets: Vec<Target>,
+    sockets: Vec<PathBuf>,
+    _servers: Vec<servers::Server>,
+}
+
+/// Starts (or attaches to) strata-proxy and containerd with roots under `dir`.
+async fn pair(
+    args: &Args,
+    dir: &Path,
+    strata: Option<&PathBuf>,
+    ctd: Option<&PathBuf>,
+) -> anyhow::Result<Pair> {
+    let mut started = Vec::new();
+    let mut socket = |attach: Option<&PathBuf>, name: &str| -> anyhow::Result<PathBuf> {
+        if let Some(s) = attach {
+            return Ok(s.clone());
+        }
+        let root = dir.join(name);
+        std::fs::create_dir_all(&root)?;
+        let server = match name {
+            "strata" => servers::start_strata(&args.strata_bin()?, &root)?,
+            _ => servers::start_containerd(&root)?,
+        };
+        let sock = server.socket.clone();
+        started.push(server);
+        Ok(sock)
+    };
+    let sockets = vec![socket(strata, "strata")?, socket(ctd, "containerd")?];
+    let targets = targets(&sockets[0], &sockets[1]).await?;
+    Ok(Pair {
+        targets,
+        sockets,
+        _servers: started,
+    })
 }
 
 #[tokio::main]
@@ -96,65 +166,79 @@ async fn main() -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("strata-bench-")
         .tempdir_in(&args.workdir)?;
-    let mut servers = Vec::new();
-    let strata_sock = match &args.attach_strata {
-        Some(s) => s.clone(),
-        None => {
-            let bin = match &args.strata_bin {
-                Some(b) => b.clone(),
-                None => std::env::current_exe()?.with_file_name("strata-proxy"),
-            };
-            let dir = scratch.path().join("strata");
-            std::fs::create_dir_all(&dir)?;
-            servers.push(servers::start_strata(&bin, &dir)?);
-            servers
-                .last()
-                .map(|s| s.socket.clone())
-                .context("no strata")?
-        }
-    };
-    let ctd_sock = match &args.attach_containerd {
-        Some(s) => s.clone(),
-        None => {
-            let dir = scratch.path().join("containerd");
-            std::fs::create_dir_all(&dir)?;
-            servers.push(servers::start_containerd(&dir)?);
-            servers
-                .last()
-                .map(|s| s.socket.clone())
-                .context("no containerd")?
-        }
-    };
-    let targets = targets(strata_sock, ctd_sock).await?;
+    let main_pair = pair(
+        &args,
+        scratch.path(),
+        args.attach_strata.as_ref(),
+        args.attach_containerd.as_ref(),
+    )
+    .await?;
     print_machine(&args);
     let mut results = Vec::new();
-    if args.only.iter().any(|o| o == "content") {
-        run_content(&args, &targets, &mut results).await?;
+    let mut notes = Vec::new();
+    let targets = &main_pair.targets;
+    if args.wants("content") {
+        suites::content::run(&args, targets, &mut results).await?;
     }
-    if args.only.iter().any(|o| o == "snapshots") {
-        for b in &args.backends {
-            run_snapshots(&args, &targets, b, &mut results).await?;
+    if args.wants("mixed") {
+        suites::mixed::run(&args, targets, &main_pair.sockets, &mut results).await?;
+    }
+    if args.wants("snapshots") {
+        for b in args.backends.iter().filter(|b| *b != "btrfs") {
+            suites::snapshots::run(&args, targets, b, scratch.path(), &mut results).await?;
+        }
+        if args.backends.iter().any(|b| b == "btrfs")
+            && let Some(note) = run_btrfs(&args, &mut results).await?
+        {
+            println!("note: {note}");
+            notes.push(note);
         }
     }
-    println!("\n{}", report::table(&results));
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&results)?)?;
-        println!("json: {}", p.display());
-    }
-    if let Some(p) = &args.svg {
-        std::fs::write(
-            p,
-            report::svg(&results, "Strata / containerd 1.6 (median ratio)"),
-        )?;
-        println!("svg: {}", p.display());
-    }
-    drop(servers);
-    Ok(())
+    drop(main_pair);
+    report::write_all(&args, &results, &notes)
 }
 
-async fn targets(strata: PathBuf, ctd: PathBuf) -> anyhow::Result<Vec<Target>> {
-    let (sc, ss) = client::clients(client::connect(strata).await?);
-    let (cc, cs) = client::clients(client::connect(ctd).await?);
+/// Runs the btrfs snapshot suite on a second pair of servers under `--btrfs-dir`; returns why
+/// it was skipped, if it was.
+async fn run_btrfs(args: &Args, out: &mut Vec<Measurement>) -> anyhow::Result<Option<String>> {
+    let Some(dir) = &args.btrfs_dir else {
+        return Ok(Some(
+            "btrfs skipped: give --btrfs-dir DIR (a directory on a btrfs mount)".into(),
+        ));
+    };
+    if !on_btrfs(dir) {
+        return Ok(Some(format!(
+            "btrfs skipped: {} is not on a btrfs mount",
+            dir.display()
+        )));
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("strata-bench-btrfs-")
+        .tempdir_in(dir)?;
+    let btrfs = pair(args, scratch.path(), None, None).await?;
+    if let Err(e) = suites::snapshots::probe(&btrfs.targets, "btrfs").await {
+        return Ok(Some(format!("btrfs skipped: {e:#}")));
+    }
+    suites::snapshots::run(args, &btrfs.targets, "btrfs", scratch.path(), out).await?;
+    Ok(None)
+}
+
+/// Whether `dir` is on a btrfs file system (statfs magic).
+fn on_btrfs(dir: &Path) -> bool {
+    const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable statfs.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BTRFS_SUPER_MAGIC
+}
+
+async fn targets(strata: &Path, ctd: &Path) -> anyhow::Result<Vec<Target>> {
+    let (sc, ss) = client::clients(client::connect(strata.to_path_buf()).await?);
+    let (cc, cs) = client::clients(client::connect(ctd.to_path_buf()).await?);
     Ok(vec![
         Target {
             name: "strata",
@@ -164,6 +248,7 @@ async fn targets(strata: PathBuf, ctd: PathBuf) -> anyhow::Result<Vec<Target>> {
             snapshotters: vec![
                 ("overlay", "strata-overlay".into()),
                 ("native", "strata-native".into()),
+                ("btrfs", "strata-btrfs".into()),
             ],
         },
         Target {
@@ -171,12 +256,17 @@ async fn targets(strata: PathBuf, ctd: PathBuf) -> anyhow::Result<Vec<Target>> {
             content: cc,
             snapshots: cs,
             namespace: Some("strata-bench".into()),
-            snapshotters: vec![("overlay", "overlayfs".into()), ("native", "native".into())],
+            snapshotters: vec![
+                ("overlay", "overlayfs".into()),
+                ("native", "native".into()),
+                ("btrfs", "btrfs".into()),
+            ],
         },
     ])
 }
 
-fn print_machine(args: &Args) {
+/// One line describing the machine and the protocol.
+pub fn machine_line(args: &Args) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -185,152 +275,21 @@ fn print_machine(args: &Args) {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    println!(
-        "machine: {cpu}, {} cpus; rounds {} (+{} warm-up), interleaved strata/containerd",
+    format!(
+        "machine: {cpu}, {} cpus; rounds {} (+{} warm-up), interleaved strata/containerd{}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         args.rounds,
-        args.warmup
-    );
+        args.warmup,
+        if args.quick {
+            "; --quick (sizes too small to mean anything)"
+        } else {
+            ""
+        }
+    )
 }
 
-const DURABILITY_CONTENT: &str = "durability: both fsync the blob before Commit returns; strata also \
-fsyncs the blob directory and syncs its RocksDB WAL (containerd 1.6 syncs the file and its bolt tx)";
-const DURABILITY_SNAP: &str = "durability: both sync their metadata per mutation (strata: RocksDB WAL \
-sync; containerd: bolt fsync per tx)";
-
-async fn run_content(
-    args: &Args,
-    targets: &[Target],
-    out: &mut Vec<Measurement>,
-) -> anyhow::Result<()> {
-    let size = args.blob_mib << 20;
-    let sha = content::sha256_speed(size.min(256 << 20));
-    println!("sha256 single core: {sha:.0} MiB/s");
-    let data = tokio::sync::Mutex::new(content::random_bytes(size, 1));
-    let samples = interleave(targets, args.warmup, args.rounds, |t, r| {
-        let data = &data;
-        async move { content::ingest_round(t, &mut *data.lock().await, r).await }.boxed()
-    })
-    .await?;
-    let mut m = measurement(
-        format!("ingest {} MiB", args.blob_mib),
-        "-",
-        "MiB/s",
-        samples,
-    );
-    if let Some(s) = m.summary("strata") {
-        m.notes.push(format!(
-            "strata ingest = {:.0}% of single-core sha256 ({sha:.0} MiB/s)",
-            s.median / sha * 100.0
-        ));
-    }
-    m.notes.push(DURABILITY_CONTENT.into());
-    out.push(m);
-
-    let data = data.into_inner();
-    let digest = content::digest_of(&data);
-    for t in targets {
-        content::ingest(t, "bench-read", &data, &digest).await?;
-    }
-    let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
-        content::read_round(t, &digest, size).boxed()
-    })
-    .await?;
-    out.push(measurement(
-        format!("read {} MiB", args.blob_mib),
-        "-",
-        "MiB/s",
-        samples,
-    ));
-    let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
-        content::random_reads_round(t, &digest, size, args.random_reads).boxed()
-    })
-    .await?;
-    out.push(measurement(
-        format!("random 64 KiB reads in {} MiB", args.blob_mib),
-        "-",
-        "reads/s",
-        samples,
-    ));
-    let samples = interleave(targets, args.warmup, args.rounds, |t, r| {
-        content::small_blobs_round(t, args.small_blobs, 4096, r).boxed()
-    })
-    .await?;
-    out.push(measurement(
-        format!("ingest {} x 4 KiB blobs", args.small_blobs),
-        "-",
-        "blobs/s",
-        samples,
-    ));
-    Ok(())
-}
-
-async fn run_snapshots(
-    args: &Args,
-    targets: &[Target],
-    backend: &str,
-    out: &mut Vec<Measurement>,
-) -> anyhow::Result<()> {
-    let both: Vec<Target> = targets
-        .iter()
-        .filter(|t| t.snapshotter(backend).is_some())
-        .cloned()
-        .collect();
-    let sn = |t: &Target| t.snapshotter(backend).unwrap_or_default().to_string();
-    let samples = interleave(&both, args.warmup, args.rounds, |t, r| {
-        let s = sn(t);
-        async move { snapshots::cycle_round(t, &s, args.cycles, r).await }.boxed()
-    })
-    .await?;
-    let mut m = measurement(
-        "prepare>commit>stat>remove".into(),
-        backend,
-        "cycles/s",
-        samples,
-    );
-    m.notes.push(DURABILITY_SNAP.into());
-    out.push(m);
-    let samples = interleave(&both, args.warmup, args.rounds, |t, r| {
-        let s = sn(t);
-        async move { snapshots::chain_round(t, &s, args.chain_layers, r).await }.boxed()
-    })
-    .await?;
-    out.push(measurement(
-        format!("{}-layer chain prepare+commit", args.chain_layers),
-        backend,
-        "layers/s",
-        samples,
-    ));
-    for t in &both {
-        snapshots::populate(t, &sn(t), args.walk_snapshots).await?;
-    }
-    let samples = interleave(&both, args.warmup, args.rounds, |t, _| {
-        let s = sn(t);
-        async move { snapshots::walk_round(t, &s, args.walk_snapshots).await }.boxed()
-    })
-    .await?;
-    out.push(measurement(
-        format!("walk {} snapshots", args.walk_snapshots),
-        backend,
-        "snapshots/s",
-        samples,
-    ));
-    Ok(())
-}
-
-fn measurement(
-    workload: String,
-    backend: &str,
-    unit: &'static str,
-    samples: std::collections::BTreeMap<String, Vec<f64>>,
-) -> Measurement {
-    Measurement {
-        workload,
-        backend: backend.to_string(),
-        unit,
-        samples,
-        notes: Vec::new(),
-    }
+fn print_machine(args: &Args) {
+    println!("{}", machine_line(args));
 }

@@ -7,14 +7,22 @@ use serde::Serialize;
 
 use crate::client::Target;
 
+/// Samples per target name ("strata", "containerd"), one value per measured round.
+pub type Samples = BTreeMap<String, Vec<f64>>;
+
 /// One workload's results on every target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
+    /// Section of the report ("content", "snapshots: overlay", "mixed clients", ...).
+    pub group: String,
     pub workload: String,
     pub backend: String,
-    /// What the numbers count; higher is better for every unit used here.
+    /// What the numbers count ("MiB/s", "ms p99", ...).
     pub unit: &'static str,
-    pub samples: BTreeMap<String, Vec<f64>>,
+    /// True for rates (ops/s, MiB/s), false for latencies: decides how [`Measurement::ratio`]
+    /// is oriented.
+    pub higher_is_better: bool,
+    pub samples: Samples,
     pub notes: Vec<String>,
 }
 
@@ -34,7 +42,7 @@ impl Summary {
         let mut s = v.to_vec();
         s.sort_by(|a, b| a.total_cmp(b));
         let mid = s.len() / 2;
-        let median = if s.len() % 2 == 0 {
+        let median = if s.len().is_multiple_of(2) {
             (s[mid - 1] + s[mid]) / 2.0
         } else {
             s[mid]
@@ -48,14 +56,57 @@ impl Summary {
 }
 
 impl Measurement {
+    /// A measurement with no notes.
+    pub fn new(
+        group: &str,
+        workload: String,
+        backend: &str,
+        unit: &'static str,
+        higher_is_better: bool,
+        samples: Samples,
+    ) -> Measurement {
+        Measurement {
+            group: group.to_string(),
+            workload,
+            backend: backend.to_string(),
+            unit,
+            higher_is_better,
+            samples,
+            notes: Vec::new(),
+        }
+    }
+
     pub fn summary(&self, target: &str) -> Option<Summary> {
         self.samples.get(target).and_then(|v| Summary::of(v))
     }
 
-    /// strata median / containerd median.
+    /// Strata's advantage, > 1.0 when Strata is better: strata/containerd medians when higher is
+    /// better (rates), containerd/strata medians when lower is better (latencies).
     pub fn ratio(&self) -> Option<f64> {
-        Some(self.summary("strata")?.median / self.summary("containerd")?.median)
+        let s = self.summary("strata")?.median;
+        let c = self.summary("containerd")?.median;
+        let r = if self.higher_is_better { s / c } else { c / s };
+        r.is_finite().then_some(r)
     }
+
+    /// "higher is better" or "lower is better".
+    pub fn direction(&self) -> &'static str {
+        if self.higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        }
+    }
+}
+
+/// The `p`-th percentile (0..=100, nearest rank) of `v`; `None` when empty.
+pub fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
 }
 
 /// Runs `once` on each target in turn, `warmup` rounds discarded then `rounds` kept.
@@ -64,16 +115,39 @@ pub async fn interleave<'t, F>(
     warmup: usize,
     rounds: usize,
     mut once: F,
-) -> anyhow::Result<BTreeMap<String, Vec<f64>>>
+) -> anyhow::Result<Samples>
 where
     F: FnMut(&'t Target, usize) -> BoxFuture<'t, anyhow::Result<f64>>,
 {
-    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut multi = interleave_multi(targets, warmup, rounds, |t, r| {
+        let f = once(t, r);
+        Box::pin(async move { Ok(vec![f.await?]) })
+    })
+    .await?;
+    Ok(multi.pop().unwrap_or_default())
+}
+
+/// Like [`interleave`] for rounds that yield several numbers at once (throughput, p50, p99):
+/// series `i` of the result holds value `i` of every round.
+pub async fn interleave_multi<'t, F>(
+    targets: &'t [Target],
+    warmup: usize,
+    rounds: usize,
+    mut once: F,
+) -> anyhow::Result<Vec<Samples>>
+where
+    F: FnMut(&'t Target, usize) -> BoxFuture<'t, anyhow::Result<Vec<f64>>>,
+{
+    let mut out: Vec<Samples> = Vec::new();
     for round in 0..warmup + rounds {
         for t in targets {
-            let v = once(t, round).await?;
-            if round >= warmup {
-                out.entry(t.name.to_string()).or_default().push(v);
+            let values = once(t, round).await?;
+            if round < warmup {
+                continue;
+            }
+            out.resize_with(out.len().max(values.len()), Samples::new);
+            for (series, v) in out.iter_mut().zip(values) {
+                series.entry(t.name.to_string()).or_default().push(v);
             }
         }
     }
@@ -91,5 +165,34 @@ mod tests {
         let s = Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
         assert_eq!(s.median, 2.5);
         assert!(Summary::of(&[]).is_none());
+    }
+
+    fn two(strata: f64, containerd: f64, higher_is_better: bool) -> Measurement {
+        let samples = [
+            ("strata".to_string(), vec![strata]),
+            ("containerd".to_string(), vec![containerd]),
+        ]
+        .into();
+        Measurement::new("g", "w".into(), "-", "u", higher_is_better, samples)
+    }
+
+    #[test]
+    fn ratio_is_strata_advantage_in_both_directions() {
+        // Rates: twice the throughput is 2x.
+        assert_eq!(two(200.0, 100.0, true).ratio(), Some(2.0));
+        // Latencies: half the latency is also 2x.
+        assert_eq!(two(5.0, 10.0, false).ratio(), Some(2.0));
+        assert_eq!(two(20.0, 10.0, false).ratio(), Some(0.5));
+        assert_eq!(two(0.0, 10.0, false).ratio(), None);
+    }
+
+    #[test]
+    fn percentile_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), Some(50.0));
+        assert_eq!(percentile(&mut v, 99.0), Some(99.0));
+        assert_eq!(percentile(&mut v, 100.0), Some(100.0));
+        assert_eq!(percentile(&mut [7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&mut [], 50.0), None);
     }
 }

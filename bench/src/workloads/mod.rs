@@ -1,2 +1,8 @@
+//! The workloads (one round of each, timed) and the suites that run them on every target.
+
 pub mod content;
+pub mod mixed;
+pub mod mount;
+pub mod parent;
 pub mod snapshots;
+pub mod suites;

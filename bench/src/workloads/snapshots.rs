@@ -11,7 +11,8 @@ use strata_proxy::api::snapshots::{
 
 use crate::client::Target;
 
-fn gc_root() -> HashMap<String, String> {
+/// Labels that keep what the bench creates from containerd's garbage collector.
+pub fn gc_root() -> HashMap<String, String> {
     [("containerd.io/gc.root".to_string(), "bench".to_string())].into()
 }
 
