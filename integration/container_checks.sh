@@ -32,7 +32,9 @@ echo "uid $(id -u)"
 test -e /xattr/dropped || echo "xattr/dropped gone"
 stat -c '%n %a %u %g' /data/modified.txt "/names/with space"
 echo "umoci: $(ls -A /umoci | tr '\n' ' ')"
-stat -c '%n %F %h %a %u %g' /umoci/file /umoci/link /umoci/fifo /umoci/private
+stat -c '%n %F %h %a %u %g' /umoci/file /umoci/link /umoci/fifo
+# A directory's link count depends on the filesystem (btrfs always says 1): not compared.
+stat -c '%n %F %a %u %g' /umoci/private
 stat -c '%n %F %t:%T %a' /umoci/zero
 echo "umoci rel -> $(readlink /umoci/rel), dangling -> $(readlink /umoci/dangling)"
 echo "umoci sparse $(stat -c %s /umoci/sparse) $(tail -c 3 /umoci/sparse)"
