@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode};
+use rocksdb::{ColumnFamily, DB, IteratorMode};
+use strata_core::db::prefix_bounds;
 use strata_core::digest::{Algorithm, Digest};
 
 use crate::error::{Error, Result, io_err};
@@ -92,7 +93,7 @@ impl Inner {
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(self.cf(cf), IteratorMode::From(&p, Direction::Forward))
+            .iterator_cf_opt(self.cf(cf), prefix_bounds(&p), IteratorMode::Start)
         {
             let (k, v) = item?;
             let Some(rest) = k.strip_prefix(p.as_slice()) else {
@@ -113,10 +114,9 @@ impl Inner {
     /// Whether any view holds `d`.
     pub fn held(&self, d: &Digest) -> Result<bool> {
         let p = prefix(&d.to_string());
-        let mut it = self.db.iterator_cf(
-            self.cf(CF_HOLDERS),
-            IteratorMode::From(&p, Direction::Forward),
-        );
+        let mut it =
+            self.db
+                .iterator_cf_opt(self.cf(CF_HOLDERS), prefix_bounds(&p), IteratorMode::Start);
         match it.next() {
             Some(item) => Ok(item?.0.starts_with(&p)),
             None => Ok(false),

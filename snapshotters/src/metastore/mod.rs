@@ -23,7 +23,8 @@ mod tests;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode};
+use rocksdb::{ColumnFamily, DB, IteratorMode};
+use strata_core::db::prefix_bounds;
 use strata_core::filters::parse_all;
 
 use crate::{Error, Info, Kind, Result, Usage};
@@ -175,7 +176,7 @@ impl Metastore {
         };
         let it = self
             .db
-            .iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward));
+            .iterator_cf_opt(cf, prefix_bounds(prefix), IteratorMode::Start);
         Box::new(
             it.map(|r| r.map_err(Error::from))
                 .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix))),
