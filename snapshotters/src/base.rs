@@ -28,11 +28,13 @@ pub(crate) struct Base {
 
 impl Base {
     pub fn new(db: Arc<DB>, backend: &str, dir: &Path) -> Result<Self> {
-        Ok(Base {
+        let base = Base {
             ms: Metastore::new(db, backend),
             dirs: Dirs::new(dir)?,
             gc: RwLock::new(()),
-        })
+        };
+        base.ms.raise_counter(base.dirs.max_id()?)?;
+        Ok(base)
     }
 
     fn shared(&self) -> RwLockReadGuard<'_, ()> {

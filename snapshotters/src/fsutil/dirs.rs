@@ -55,6 +55,19 @@ impl Dirs {
         Ok(dst)
     }
 
+    /// The largest id among `<id>` and `rm-<id>` entries (0 when there are none).
+    pub fn max_id(&self) -> Result<u64> {
+        let ctx = || format!("read {}", self.root.display());
+        let mut max = 0;
+        for entry in fs::read_dir(&self.root).map_err(|e| Error::io(ctx(), e))? {
+            let name = entry.map_err(|e| Error::io(ctx(), e))?.file_name();
+            let name = name.to_string_lossy();
+            let id = name.strip_prefix("rm-").unwrap_or(&name).parse::<u64>();
+            max = max.max(id.unwrap_or(0));
+        }
+        Ok(max)
+    }
+
     /// Deletes `<id>` (renamed to `rm-<id>` first); a missing directory is fine.
     pub fn remove(&self, id: u64) -> Result<()> {
         let rm = self.root.join(format!("rm-{id}"));

@@ -493,3 +493,15 @@ fn oversized_labels_rejected() {
     let err = ms.commit_active(V, "a", "c", Usage::default(), big);
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
 }
+
+#[test]
+fn raise_counter_skips_ids_a_crash_left_on_disk() {
+    let (_d, ms) = store();
+    let first = ms.reserve_id().unwrap();
+    // A directory with a higher id survived a power loss that lost the counter's updates.
+    ms.raise_counter(first + 41).unwrap();
+    assert_eq!(ms.reserve_id().unwrap(), first + 42);
+    // Never lowers it.
+    ms.raise_counter(1).unwrap();
+    assert_eq!(ms.reserve_id().unwrap(), first + 43);
+}

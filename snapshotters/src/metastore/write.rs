@@ -209,16 +209,37 @@ impl Metastore {
 
     /// Increments the counter; caller holds the mutex.
     fn next_id(&self) -> Result<u64> {
+        let id = self.counter()? + 1;
+        // Not synced: the record that uses the id is written (synced) after it, and the WAL
+        // carries this entry with it. An id whose record never became durable may come back
+        // after a power loss; `raise_counter` at open skips ids that left a directory behind.
+        self.put_counter(id, &rocksdb::WriteOptions::default())?;
+        Ok(id)
+    }
+
+    fn counter(&self) -> Result<u64> {
         let cf = self.cf(CF_META)?;
-        let key = counter_key(&self.backend);
-        let last = match self.db.get_cf(cf, &key)? {
+        Ok(match self.db.get_cf(cf, counter_key(&self.backend))? {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
             _ => 0,
-        };
-        let id = last + 1;
+        })
+    }
+
+    fn put_counter(&self, id: u64, opts: &rocksdb::WriteOptions) -> Result<()> {
+        let cf = self.cf(CF_META)?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf, &key, id.to_be_bytes());
-        self.db.write_opt(batch, &sync_write())?;
-        Ok(id)
+        batch.put_cf(cf, counter_key(&self.backend), id.to_be_bytes());
+        self.db.write_opt(batch, opts)?;
+        Ok(())
+    }
+
+    /// Makes the next id larger than `seen` (the largest id a backend finds on disk), so an id
+    /// is never handed out twice even when a crash lost the counter's last unsynced updates.
+    pub fn raise_counter(&self, seen: u64) -> Result<()> {
+        let _g = self.guard();
+        if self.counter()? < seen {
+            self.put_counter(seen, &sync_write())?;
+        }
+        Ok(())
     }
 }
