@@ -123,6 +123,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tonic::transport::Server::builder()
             .initial_stream_window_size(Some(WINDOW))
             .initial_connection_window_size(Some(2 * WINDOW))
+            // hyper GOAWAYs a connection after 1024 streams it had to reset (a guard against
+            // hostile network peers): on this trusted 0660 socket containerd keeps one
+            // connection for every call of a node's lifetime, so the count must not be capped.
+            .http2_max_local_error_reset_streams(None)
             .layer(crate::metrics::RpcMetricsLayer)
             .add_service(health)
             .add_service(content)

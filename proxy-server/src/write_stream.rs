@@ -55,6 +55,21 @@ pub async fn start(
     Ok(rx)
 }
 
+/// How long a finished stream waits for the client to close its side.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After COMMIT, waits for the client to close its half of the stream before ending ours.
+/// Ending first makes the HTTP/2 server reset the stream, and hyper answers more than 1024 such
+/// resets on one connection with GOAWAY (`too_many_internal_resets`): containerd writes every
+/// blob over the same connection, so a busy node would lose it. containerd's client closes its
+/// side right after reading the COMMIT reply.
+async fn drain(mut requests: Streaming<WriteContentRequest>) {
+    let rest = async { while let Ok(Some(_)) = requests.message().await {} };
+    if tokio::time::timeout(CLOSE_WAIT, rest).await.is_err() {
+        tracing::debug!("client kept its write stream open after commit");
+    }
+}
+
 fn optional_digest(s: &str) -> Result<Option<Digest>, Status> {
     if s.is_empty() {
         Ok(None)
@@ -85,8 +100,11 @@ impl Session {
             let commit = req.action == WriteAction::Commit as i32;
             let reply = self.handle(req);
             let failed = reply.is_err();
-            if tx.send(reply).await.is_err() || failed || commit {
+            if tx.send(reply).await.is_err() || failed {
                 return;
+            }
+            if commit {
+                return drain(requests).await;
             }
             next = match requests.message().await {
                 Ok(m) => m,

@@ -72,6 +72,9 @@ pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> a
     })
     .await?;
     let reply = replies.message().await?.context("no commit reply")?;
+    // Close our side and read to the end, as containerd's client does.
+    drop(tx);
+    while replies.message().await?.is_some() {}
     if reply.digest != digest {
         bail!(
             "{}: committed {} but expected {digest}",
