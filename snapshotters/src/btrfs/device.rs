@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::unescape_mountinfo;
 use crate::{Error, Result};
 
 /// The mount source (e.g. `/dev/loop0`) of the btrfs mount holding `dir`.
@@ -41,32 +42,8 @@ fn parse_line(line: &str) -> Option<(PathBuf, String, String)> {
     let point = left.split(' ').nth(4)?;
     let mut right = right.split(' ');
     let fstype = right.next()?.to_string();
-    let source = unescape(right.next()?);
-    Some((PathBuf::from(unescape(point)), fstype, source))
-}
-
-/// Decodes mountinfo's `\ooo` octal escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        match (b[i], oct) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let source = unescape_mountinfo(right.next()?);
+    Some((PathBuf::from(unescape_mountinfo(point)), fstype, source))
 }
 
 #[cfg(test)]
