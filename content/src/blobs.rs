@@ -83,6 +83,16 @@ impl ContentStore {
     /// A positional reader over the blob `d` as the view sees it; `NotFound` when not held.
     pub fn reader(&self, view: &str, d: &Digest) -> Result<BlobReader> {
         let rec = self.inner.get_info(view, d)?.ok_or_else(|| not_found(d))?;
+        self.open_reader(d, rec.size)
+    }
+
+    /// A reader over `d` whatever view holds it (to copy shared bytes); `NotFound` when none.
+    pub fn shared_reader(&self, d: &Digest) -> Result<BlobReader> {
+        let size = self.held_size(d)?.ok_or_else(|| not_found(d))?;
+        self.open_reader(d, size)
+    }
+
+    fn open_reader(&self, d: &Digest, size: u64) -> Result<BlobReader> {
         let path = self.inner.blob_path(d);
         let file = File::open(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => not_found(d),
@@ -93,7 +103,7 @@ impl ContentStore {
         })?;
         Ok(BlobReader {
             file,
-            size: rec.size,
+            size,
             digest: d.clone(),
         })
     }

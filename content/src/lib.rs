@@ -12,11 +12,13 @@
 //! checkpoint.
 
 mod blobs;
+mod bulk;
 mod commit;
 mod error;
 mod ingest;
 mod records;
 pub mod sha256;
+mod shared;
 mod store;
 mod writer;
 

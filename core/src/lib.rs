@@ -6,6 +6,7 @@ pub mod db;
 pub mod digest;
 pub mod filters;
 pub mod goquote;
+pub mod identifiers;
 pub mod labels;
 pub mod time;
 

@@ -158,6 +158,15 @@ impl<L: Layout> Snapshotter for Backend<L> {
         self.run(move |b, _| b.ms.walk_info(&view, &filters)).await
     }
 
+    async fn remove_many(&self, view: &str, keys: &[String]) -> Result<Vec<Result<()>>> {
+        let (view, keys) = (view.to_string(), keys.to_vec());
+        self.run(move |b, _| b.remove_many(&view, &keys)).await
+    }
+
+    async fn reclaim(&self) -> Result<()> {
+        self.run(|b, l| b.reclaim(l)).await
+    }
+
     async fn cleanup(&self) -> Result<()> {
         self.run(|b, l| b.cleanup(l)).await
     }

@@ -8,7 +8,7 @@
 //! races a creation or removal in progress.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::DB;
 use strata_core::labels::{Labels, validate};
@@ -24,6 +24,8 @@ pub(crate) struct Base {
     pub ms: Metastore,
     pub dirs: Dirs,
     gc: RwLock<()>,
+    /// Ids whose records [`Base::remove_many`] removed and whose directories are still there.
+    unreclaimed: Mutex<Vec<u64>>,
 }
 
 impl Base {
@@ -32,6 +34,7 @@ impl Base {
             ms: Metastore::new(db, backend),
             dirs: Dirs::new(dir)?,
             gc: RwLock::new(()),
+            unreclaimed: Mutex::default(),
         };
         base.ms.raise_counter(base.dirs.max_id()?)?;
         Ok(base)
@@ -117,6 +120,29 @@ impl Base {
         let (id, _) = self.ms.remove(view, key)?;
         if let Err(e) = l.remove_dir(&self.dirs, id) {
             tracing::warn!(error = %e, id, "snapshot directory left for cleanup");
+        }
+        Ok(())
+    }
+
+    /// Removes the records of `keys` in one batch; their directories wait for [`Base::reclaim`]
+    /// (ids are never reused, so an unreferenced directory can go at any later time).
+    pub fn remove_many(&self, view: &str, keys: &[String]) -> Result<Vec<Result<()>>> {
+        let results = self.ms.remove_many(view, keys)?;
+        let mut pending = self.unreclaimed.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|id| pending.push(id)))
+            .collect())
+    }
+
+    /// Deletes the directories of snapshots removed by [`Base::remove_many`].
+    pub fn reclaim<L: Layout>(&self, l: &L) -> Result<()> {
+        let _g = self.shared();
+        let ids = std::mem::take(&mut *self.unreclaimed.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in ids {
+            if let Err(e) = l.remove_dir(&self.dirs, id) {
+                tracing::warn!(error = %e, id, "snapshot directory left for cleanup");
+            }
         }
         Ok(())
     }

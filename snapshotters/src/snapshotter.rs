@@ -114,6 +114,21 @@ pub trait Snapshotter: Send + Sync + 'static {
     /// Every snapshot of the view matching any of `filters` (containerd's grammar; fields
     /// `name`, `parent`, `kind`, `labels.<k>`). Must not hold locks that Stat needs.
     async fn list(&self, view: &str, filters: &[String]) -> Result<Vec<Info>>;
+    /// Removes many snapshots of a view in one step, as a garbage collector's sweep does:
+    /// `keys` are ordered children before parents; one result per key (a key with a child that
+    /// is not removed before it is FailedPrecondition). The records are gone when this returns;
+    /// a backend may delete the data later, in [`Snapshotter::reclaim`].
+    async fn remove_many(&self, view: &str, keys: &[String]) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.remove(view, key).await);
+        }
+        Ok(out)
+    }
+    /// Deletes the data of snapshots [`Snapshotter::remove_many`] removed (nothing by default).
+    async fn reclaim(&self) -> Result<()> {
+        Ok(())
+    }
     /// Removes resources no snapshot references (orphaned directories after a crash).
     async fn cleanup(&self) -> Result<()>;
     /// Releases resources; idempotent.

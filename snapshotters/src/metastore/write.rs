@@ -207,6 +207,59 @@ impl Metastore {
         Ok((rec.id, rec.kind()))
     }
 
+    /// Removes many snapshots in one synced batch, `keys` ordered children before parents.
+    /// A key is removed when it exists and every child it has is removed before it in `keys`;
+    /// the others report NotFound or FailedPrecondition and are left as they are. Returns one
+    /// result per key: the id of what was removed.
+    pub fn remove_many(&self, view: &str, keys: &[String]) -> Result<Vec<Result<u64>>> {
+        let _g = self.guard();
+        let mut removed = std::collections::HashSet::new();
+        let mut batch = WriteBatch::default();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let res = self.remove_in_batch(view, key, &removed, &mut batch);
+            if res.is_ok() {
+                removed.insert(key.as_str());
+            }
+            out.push(res);
+        }
+        if !removed.is_empty() {
+            self.db.write_opt(batch, &sync_write())?;
+        }
+        Ok(out)
+    }
+
+    fn remove_in_batch(
+        &self,
+        view: &str,
+        key: &str,
+        removed: &std::collections::HashSet<&str>,
+        batch: &mut WriteBatch,
+    ) -> Result<u64> {
+        let rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
+        let prefix = children_prefix(&self.backend, view, rec.id);
+        for item in self.scan(CF_CHILDREN, &prefix) {
+            let (k, _) = item?;
+            let child = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if !removed.contains(child.as_str()) {
+                return Err(Error::FailedPrecondition(format!(
+                    "cannot remove snapshot {key:?} with child"
+                )));
+            }
+        }
+        batch.delete_cf(self.cf(CF_INFO)?, info_key(&self.backend, view, key));
+        if let Some(p) = self
+            .record(view, &rec.parent)?
+            .filter(|_| !rec.parent.is_empty())
+        {
+            batch.delete_cf(
+                self.cf(CF_CHILDREN)?,
+                child_key(&self.backend, view, p.id, key),
+            );
+        }
+        Ok(rec.id)
+    }
+
     /// Increments the counter; caller holds the mutex.
     fn next_id(&self) -> Result<u64> {
         let id = self.counter()? + 1;
