@@ -1,18 +1,24 @@
-//! Compiles containerd's Content and Snapshots service definitions (our wire-identical copies in
-//! `proto/`) with protoc from the system.
+//! Compiles containerd's service definitions (our wire-identical copies in `proto/`) with protoc
+//! from the system.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/containerd/services/content/v1/content.proto",
         "proto/containerd/services/snapshots/v1/snapshots.proto",
+        "proto/containerd/services/version/v1/version.proto",
+        "proto/containerd/services/introspection/v1/introspection.proto",
+        "proto/containerd/services/namespaces/v1/namespace.proto",
+        "proto/containerd/services/images/v1/images.proto",
+        "proto/containerd/services/leases/v1/leases.proto",
+        "proto/containerd/services/containers/v1/containers.proto",
+        "proto/containerd/services/events/v1/events.proto",
+        "proto/containerd/events/events.proto",
+        "proto/containerd/events/image.proto",
     ];
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .compile_protos(&protos, &["proto"])?;
-    for p in protos {
-        println!("cargo:rerun-if-changed={p}");
-    }
-    println!("cargo:rerun-if-changed=proto/containerd/types/mount.proto");
+    println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -120,7 +120,8 @@ trap 'exit 130' INT TERM
 # --- daemons ---------------------------------------------------------------------
 start_strata() {
     # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
-    setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" ${STRATA_PROXY_ARGS:-} \
+    setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" \
+        --runtime-address "$(dirname "$SSOCK")/runtime.sock" ${STRATA_PROXY_ARGS:-} \
         >>"$LOGS/strata.log" 2>&1 &
     strata_pid=$!
     strata_ls -wait 30s >/dev/null

@@ -70,6 +70,8 @@ pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
         .arg(root.join("root"))
         .arg("--address")
         .arg(&socket)
+        .arg("--runtime-address")
+        .arg(root.join("runtime.sock"))
         .arg("--log-level")
         .arg("warn")
         .stdout(Stdio::null())

@@ -2,9 +2,18 @@
 
 #![allow(missing_docs, clippy::all)]
 
+pub mod google {
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}
+
 pub mod containerd {
     pub mod types {
         tonic::include_proto!("containerd.types");
+    }
+    pub mod events {
+        tonic::include_proto!("containerd.events");
     }
     pub mod services {
         pub mod content {
@@ -17,9 +26,52 @@ pub mod containerd {
                 tonic::include_proto!("containerd.services.snapshots.v1");
             }
         }
+        pub mod version {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.version.v1");
+            }
+        }
+        pub mod introspection {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.introspection.v1");
+            }
+        }
+        pub mod namespaces {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.namespaces.v1");
+            }
+        }
+        pub mod images {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.images.v1");
+            }
+        }
+        pub mod leases {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.leases.v1");
+            }
+        }
+        pub mod containers {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.containers.v1");
+            }
+        }
+        pub mod events {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.events.v1");
+            }
+        }
     }
 }
 
+pub use containerd::events;
+pub use containerd::services::containers::v1 as containers;
 pub use containerd::services::content::v1 as content;
+pub use containerd::services::events::v1 as events_service;
+pub use containerd::services::images::v1 as images;
+pub use containerd::services::introspection::v1 as introspection;
+pub use containerd::services::leases::v1 as leases;
+pub use containerd::services::namespaces::v1 as namespaces;
 pub use containerd::services::snapshots::v1 as snapshots;
+pub use containerd::services::version::v1 as version;
 pub use containerd::types;

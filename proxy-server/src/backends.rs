@@ -9,7 +9,7 @@ use strata_snapshotters::btrfs::Btrfs;
 use strata_snapshotters::native::Native;
 use strata_snapshotters::overlay::Overlay;
 
-use crate::snapshots_service::Disabled;
+use crate::snapshots_api::Disabled;
 
 /// Opens every backend under `dir` (`<root>/snapshots`); a backend that cannot start is logged
 /// once and listed in the second map with the reason.

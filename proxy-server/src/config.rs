@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub const DEFAULT_ROOT: &str = "/var/lib/strata";
 /// Default unix socket.
 pub const DEFAULT_ADDRESS: &str = "/run/strata/strata.sock";
+/// Default runtime socket (containerd's own APIs, namespaced).
+pub const DEFAULT_RUNTIME_ADDRESS: &str = "/run/strata/runtime.sock";
 
 /// strata-proxy: containerd's Content and Snapshots services on one unix socket.
 #[derive(Debug, Parser)]
@@ -18,11 +20,16 @@ pub struct Args {
     /// State directory (RocksDB, blobs, snapshots) [default: /var/lib/strata].
     #[arg(long)]
     pub root: Option<PathBuf>,
-    /// Unix socket to serve on [default: /run/strata/strata.sock].
+    /// Unix socket of the proxy plugins (Content and Snapshots, one flat view)
+    /// [default: /run/strata/strata.sock].
     #[arg(long)]
     pub address: Option<PathBuf>,
-    /// TOML file with the same keys (root, address, log_level, metrics_address,
-    /// default_snapshotter); flags override it.
+    /// Unix socket of the runtime: containerd's own services, namespaced, for `ctr` and
+    /// containerd's Go client [default: /run/strata/runtime.sock].
+    #[arg(long)]
+    pub runtime_address: Option<PathBuf>,
+    /// TOML file with the same keys (root, address, runtime_address, log_level,
+    /// metrics_address, default_snapshotter, and a [gc] table); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive) [default: info].
@@ -45,10 +52,40 @@ pub struct Args {
 pub struct FileConfig {
     pub root: Option<PathBuf>,
     pub address: Option<PathBuf>,
+    pub runtime_address: Option<PathBuf>,
     pub log_level: Option<String>,
     pub log_json: Option<bool>,
     pub metrics_address: Option<String>,
     pub default_snapshotter: Option<String>,
+    pub gc: Option<GcFile>,
+}
+
+/// The `[gc]` table: the runtime's garbage collection scheduler (containerd's
+/// `io.containerd.gc.v1.scheduler` keys and defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcFile {
+    pub pause_threshold: Option<f64>,
+    pub deletion_threshold: Option<usize>,
+    pub mutation_threshold: Option<usize>,
+    /// Milliseconds.
+    pub schedule_delay_ms: Option<u64>,
+    /// Milliseconds.
+    pub startup_delay_ms: Option<u64>,
+}
+
+impl GcFile {
+    fn resolve(self) -> strata_runtime::GcConfig {
+        let d = strata_runtime::GcConfig::default();
+        let ms = std::time::Duration::from_millis;
+        strata_runtime::GcConfig {
+            pause_threshold: self.pause_threshold.unwrap_or(d.pause_threshold),
+            deletion_threshold: self.deletion_threshold.unwrap_or(d.deletion_threshold),
+            mutation_threshold: self.mutation_threshold.unwrap_or(d.mutation_threshold),
+            schedule_delay: self.schedule_delay_ms.map_or(d.schedule_delay, ms),
+            startup_delay: self.startup_delay_ms.map_or(d.startup_delay, ms),
+        }
+    }
 }
 
 /// The resolved configuration.
@@ -56,10 +93,12 @@ pub struct FileConfig {
 pub struct Config {
     pub root: PathBuf,
     pub address: PathBuf,
+    pub runtime_address: PathBuf,
     pub log_level: String,
     pub log_json: bool,
     pub metrics_address: Option<String>,
     pub default_snapshotter: String,
+    pub gc: strata_runtime::GcConfig,
 }
 
 impl FileConfig {
@@ -86,6 +125,10 @@ impl Config {
                 .address
                 .or(file.address)
                 .unwrap_or_else(|| DEFAULT_ADDRESS.into()),
+            runtime_address: args
+                .runtime_address
+                .or(file.runtime_address)
+                .unwrap_or_else(|| DEFAULT_RUNTIME_ADDRESS.into()),
             log_level: args
                 .log_level
                 .or(file.log_level)
@@ -96,6 +139,7 @@ impl Config {
                 .default_snapshotter
                 .or(file.default_snapshotter)
                 .unwrap_or_else(|| "strata-overlay".into()),
+            gc: file.gc.unwrap_or_default().resolve(),
         })
     }
 }
@@ -121,6 +165,8 @@ mod tests {
         assert_eq!(c.address, PathBuf::from("/flag.sock"));
         assert_eq!(c.log_level, "info");
         assert_eq!(c.default_snapshotter, "strata-overlay");
+        assert_eq!(c.runtime_address, PathBuf::from(DEFAULT_RUNTIME_ADDRESS));
+        assert_eq!(c.gc, strata_runtime::GcConfig::default());
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! `containerd.services.content.v1.Content` over a [`ContentStore`]: proto <-> store only.
-//! Everything arriving here belongs to [`PROXY_VIEW`], whatever namespace header it carries.
+//! `containerd.services.content.v1.Content` over a [`ContentApi`]: proto <-> store only. The
+//! proxy socket serves it over [`crate::content_api::ProxyContent`] (one flat view, whatever
+//! namespace header a request carries), the runtime socket over the runtime's namespaces.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
-use strata_content::{ContentStore, Info};
-use strata_core::PROXY_VIEW;
+use strata_content::Info;
 use strata_core::digest::Digest;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::content::content_server::Content;
 use crate::api::content::*;
+use crate::content_api::ContentApi;
 use crate::{errors, write_stream};
 
 /// Infos per List message, as containerd's content server batches them.
@@ -22,27 +24,35 @@ const READ_CHUNK: usize = 1 << 20;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The Content service.
-#[derive(Clone)]
-pub struct ContentService {
-    store: ContentStore,
+/// The Content service over `A`.
+pub struct ContentService<A> {
+    api: Arc<A>,
 }
 
-impl ContentService {
-    pub fn new(store: ContentStore) -> Self {
-        ContentService { store }
+impl<A> Clone for ContentService<A> {
+    fn clone(&self) -> Self {
+        ContentService {
+            api: self.api.clone(),
+        }
+    }
+}
+
+impl<A: ContentApi> ContentService<A> {
+    pub fn new(api: A) -> Self {
+        ContentService { api: Arc::new(api) }
     }
 
-    async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    /// Runs `f` with the request's scope on a blocking thread.
+    async fn blocking<T, F, R>(&self, req: &Request<R>, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
-        F: FnOnce(&ContentStore) -> Result<T, strata_content::Error> + Send + 'static,
+        F: FnOnce(&A, &A::Scope) -> Result<T, Status> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        let scope = self.api.scope(req.metadata())?;
+        let api = self.api.clone();
+        tokio::task::spawn_blocking(move || f(&api, &scope))
             .await
             .map_err(errors::join)?
-            .map_err(errors::content)
     }
 }
 
@@ -72,10 +82,10 @@ pub(crate) fn status_to_proto(s: strata_content::Status) -> crate::api::content:
 }
 
 #[tonic::async_trait]
-impl Content for ContentService {
+impl<A: ContentApi> Content for ContentService<A> {
     async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let d = parse_digest(&req.into_inner().digest)?;
-        let info = self.blocking(move |s| s.info(PROXY_VIEW, &d)).await?;
+        let d = parse_digest(&req.get_ref().digest)?;
+        let info = self.blocking(&req, move |a, s| a.info(s, &d)).await?;
         Ok(Response::new(InfoResponse {
             info: Some(info_to_proto(info)),
         }))
@@ -85,15 +95,16 @@ impl Content for ContentService {
         &self,
         req: Request<UpdateRequest>,
     ) -> Result<Response<UpdateResponse>, Status> {
-        let req = req.into_inner();
-        let info = req
+        let r = req.get_ref();
+        let info = r
             .info
+            .clone()
             .ok_or_else(|| Status::invalid_argument("update requires info"))?;
         let d = parse_digest(&info.digest)?;
         let labels = info.labels.into_iter().collect();
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let paths = r.update_mask.clone().map(|m| m.paths).unwrap_or_default();
         let info = self
-            .blocking(move |s| s.update(PROXY_VIEW, &d, &labels, &paths))
+            .blocking(&req, move |a, s| a.update(s, &d, &labels, &paths))
             .await?;
         Ok(Response::new(UpdateResponse {
             info: Some(info_to_proto(info)),
@@ -106,8 +117,8 @@ impl Content for ContentService {
         &self,
         req: Request<ListContentRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let filters = req.into_inner().filters;
-        let infos = self.blocking(move |s| s.list(PROXY_VIEW, &filters)).await?;
+        let filters = req.get_ref().filters.clone();
+        let infos = self.blocking(&req, move |a, s| a.list(s, &filters)).await?;
         let batches: Vec<Result<ListContentResponse, Status>> = infos
             .chunks(LIST_BATCH)
             .map(|c| {
@@ -120,8 +131,8 @@ impl Content for ContentService {
     }
 
     async fn delete(&self, req: Request<DeleteContentRequest>) -> Result<Response<()>, Status> {
-        let d = parse_digest(&req.into_inner().digest)?;
-        self.blocking(move |s| s.delete(PROXY_VIEW, &d)).await?;
+        let d = parse_digest(&req.get_ref().digest)?;
+        self.blocking(&req, move |a, s| a.delete(s, &d)).await?;
         Ok(Response::new(()))
     }
 
@@ -131,20 +142,20 @@ impl Content for ContentService {
         &self,
         req: Request<ReadContentRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        let req = req.into_inner();
-        let d = parse_digest(&req.digest)?;
-        let reader = self.blocking(move |s| s.reader(PROXY_VIEW, &d)).await?;
+        let d = parse_digest(&req.get_ref().digest)?;
+        let (offset, len) = (req.get_ref().offset, req.get_ref().size);
+        let reader = self.blocking(&req, move |a, s| a.reader(s, &d)).await?;
         let size = reader.size();
-        let start = req.offset.max(0) as u64;
+        let start = offset.max(0) as u64;
         if start > size {
             return Err(Status::out_of_range(format!(
                 "read past object length {size} bytes"
             )));
         }
-        let end = if req.size <= 0 || start.saturating_add(req.size as u64) > size {
+        let end = if len <= 0 || start.saturating_add(len as u64) > size {
             size
         } else {
-            start + req.size as u64
+            start + len as u64
         };
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
@@ -182,8 +193,8 @@ impl Content for ContentService {
         &self,
         req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let r = req.into_inner().r#ref;
-        let st = self.blocking(move |s| s.status(PROXY_VIEW, &r)).await?;
+        let r = req.get_ref().r#ref.clone();
+        let st = self.blocking(&req, move |a, s| a.status(s, &r)).await?;
         Ok(Response::new(StatusResponse {
             status: Some(status_to_proto(st)),
         }))
@@ -193,9 +204,9 @@ impl Content for ContentService {
         &self,
         req: Request<ListStatusesRequest>,
     ) -> Result<Response<ListStatusesResponse>, Status> {
-        let filters = req.into_inner().filters;
+        let filters = req.get_ref().filters.clone();
         let sts = self
-            .blocking(move |s| s.list_statuses(PROXY_VIEW, &filters))
+            .blocking(&req, move |a, s| a.list_statuses(s, &filters))
             .await?;
         Ok(Response::new(ListStatusesResponse {
             statuses: sts.into_iter().map(status_to_proto).collect(),
@@ -208,13 +219,14 @@ impl Content for ContentService {
         &self,
         req: Request<Streaming<WriteContentRequest>>,
     ) -> Result<Response<Self::WriteStream>, Status> {
-        let rx = write_stream::start(self.store.clone(), req.into_inner()).await?;
+        let scope = self.api.scope(req.metadata())?;
+        let rx = write_stream::start(self.api.clone(), scope, req.into_inner()).await?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn abort(&self, req: Request<AbortRequest>) -> Result<Response<()>, Status> {
-        let r = req.into_inner().r#ref;
-        self.blocking(move |s| s.abort(PROXY_VIEW, &r)).await?;
+        let r = req.get_ref().r#ref.clone();
+        self.blocking(&req, move |a, s| a.abort(s, &r)).await?;
         Ok(Response::new(()))
     }
 }

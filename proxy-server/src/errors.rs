@@ -33,6 +33,22 @@ pub fn snapshot(e: strata_snapshotters::Error) -> Status {
     Status::new(code, e.to_string())
 }
 
+/// A runtime error as containerd's runtime services report it.
+pub fn runtime(e: strata_runtime::Error) -> Status {
+    use strata_runtime::Error as E;
+    let code = match &e {
+        E::InvalidArgument(_) => Code::InvalidArgument,
+        E::NotFound(_) => Code::NotFound,
+        E::AlreadyExists(_) => Code::AlreadyExists,
+        E::FailedPrecondition(_) => Code::FailedPrecondition,
+        E::Unavailable(_) => Code::Unavailable,
+        E::OutOfRange(_) => Code::OutOfRange,
+        E::NotImplemented(_) => Code::Unimplemented,
+        _ => Code::Unknown,
+    };
+    Status::new(code, e.to_string())
+}
+
 /// A malformed digest in a request: InvalidArgument, `"<input>" failed validation`.
 pub fn digest(e: strata_core::digest::InvalidDigest) -> Status {
     Status::invalid_argument(e.to_string())

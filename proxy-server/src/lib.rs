@@ -1,14 +1,19 @@
-//! strata-proxy: containerd's `Content` and `Snapshots` gRPC services over Strata's stores, on
-//! one unix socket, wire-compatible with containerd's `proxy_plugins`. Thin by design: proto <->
-//! library types only; semantics live in `strata-content` and `strata-snapshotters`.
+//! strata-proxy: the daemon. On one socket, containerd's `Content` and `Snapshots` gRPC
+//! services over Strata's stores, wire-compatible with containerd's `proxy_plugins`; on a
+//! second, containerd's own runtime services over `strata-runtime` ([`runtime`]). Thin by
+//! design: proto <-> library types only; semantics live in `strata-content`,
+//! `strata-snapshotters` and `strata-runtime`.
 
 pub mod api;
 pub mod backends;
 pub mod config;
+pub mod content_api;
 pub mod content_service;
 pub mod errors;
 pub mod metrics;
 pub mod rootlock;
+pub mod runtime;
 pub mod server;
+pub mod snapshots_api;
 pub mod snapshots_service;
 pub mod write_stream;

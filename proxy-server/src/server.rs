@@ -1,5 +1,5 @@
-//! Wiring: one RocksDB under the root, the content store, the snapshot backends, the socket,
-//! graceful shutdown.
+//! Wiring: one RocksDB under the root, the content store, the snapshot backends, the runtime,
+//! the two sockets (proxy plugins; containerd's own APIs), graceful shutdown.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,9 +15,11 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::api::content::content_server::ContentServer;
 use crate::api::snapshots::snapshots_server::SnapshotsServer;
 use crate::config::Config;
+use crate::content_api::ProxyContent;
 use crate::content_service::ContentService;
 use crate::rootlock::RootLock;
-use crate::snapshots_service::{Disabled, SnapshotsService};
+use crate::snapshots_api::{Disabled, ProxySnapshots};
+use crate::snapshots_service::SnapshotsService;
 
 /// How long SIGTERM waits for in-flight calls before exiting anyway.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -42,6 +44,7 @@ pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
     let cfs: Vec<&str> = strata_content::COLUMN_FAMILIES
         .iter()
         .chain(strata_snapshotters::COLUMN_FAMILIES)
+        .chain(strata_runtime::COLUMN_FAMILIES)
         .copied()
         .collect();
     let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
@@ -84,61 +87,104 @@ async fn shutdown_signal() {
     }
 }
 
+/// The HTTP/2 server settings both sockets share.
+fn builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(WINDOW))
+        .initial_connection_window_size(Some(2 * WINDOW))
+        // hyper GOAWAYs a connection after 1024 streams it had to reset (a guard against
+        // hostile network peers): on these trusted 0660 sockets containerd keeps one
+        // connection for every call of a node's lifetime, so the count must not be capped.
+        .http2_max_local_error_reset_streams(None)
+}
+
+/// Opens the runtime over the stores (and starts its garbage collector).
+fn open_runtime(stores: &Stores, config: &Config) -> anyhow::Result<strata_runtime::Runtime> {
+    let parts = strata_runtime::Parts {
+        db: stores.db.clone(),
+        content: stores.content.clone(),
+        backends: stores.backends.clone(),
+        disabled: stores.disabled.clone(),
+        default_snapshotter: config.default_snapshotter.clone(),
+        gc: config.gc.clone(),
+    };
+    strata_runtime::Runtime::open(parts).context("opening the runtime")
+}
+
 /// Serves until SIGTERM/SIGINT, then finishes in-flight calls, flushes and returns.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.root)
         .with_context(|| format!("creating root {}", config.root.display()))?;
     let _lock = RootLock::acquire(&config.root)?;
     let stores = open_stores(&config.root).await?;
+    let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {
         Some(a) => Some(crate::metrics::serve(a, stores.backends.clone()).await?),
         None => None,
     };
     let listener = bind(&config.address)?;
+    let runtime_listener = bind(&config.runtime_address)?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<ContentServer<ContentService>>()
+        .set_serving::<ContentServer<ContentService<ProxyContent>>>()
         .await;
     health_reporter
-        .set_serving::<SnapshotsServer<SnapshotsService>>()
+        .set_serving::<SnapshotsServer<SnapshotsService<ProxySnapshots>>>()
         .await;
-    let content = ContentServer::new(ContentService::new(stores.content.clone()))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
-    let snapshots = SnapshotsServer::new(SnapshotsService::new(
+    let content = ContentServer::new(ContentService::new(ProxyContent::new(
+        stores.content.clone(),
+    )))
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let snapshots = SnapshotsServer::new(SnapshotsService::new(ProxySnapshots::new(
         stores.backends.clone(),
         stores.disabled.clone(),
         &config.default_snapshotter,
-    ))
+    )))
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
+    let runtime_routes = crate::runtime::routes(&runtime, &config.root).await?;
     tracing::info!(
         root = %config.root.display(),
         address = %config.address.display(),
+        runtime_address = %config.runtime_address.display(),
         backends = ?stores.backends.keys().collect::<Vec<_>>(),
         "serving"
     );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let serving = tokio::spawn(
-        tonic::transport::Server::builder()
-            .initial_stream_window_size(Some(WINDOW))
-            .initial_connection_window_size(Some(2 * WINDOW))
-            // hyper GOAWAYs a connection after 1024 streams it had to reset (a guard against
-            // hostile network peers): on this trusted 0660 socket containerd keeps one
-            // connection for every call of a node's lifetime, so the count must not be capped.
-            .http2_max_local_error_reset_streams(None)
+        builder()
             .layer(crate::metrics::RpcMetricsLayer)
             .add_service(health)
             .add_service(content)
             .add_service(snapshots)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                let _ = stop_rx.await;
-            }),
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listener),
+                stopped(stop_rx.clone()),
+            ),
+    );
+    let serving_runtime = tokio::spawn(
+        builder()
+            .layer(crate::metrics::RpcMetricsLayer)
+            .add_routes(runtime_routes)
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(runtime_listener),
+                stopped(stop_rx),
+            ),
     );
     shutdown_signal().await;
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(DRAIN_TIMEOUT, serving).await {
-        Ok(joined) => joined.context("server task")?.context("serving")?,
+    let _ = stop_tx.send(true);
+    let both = async {
+        let (a, b) = tokio::join!(serving, serving_runtime);
+        a.context("server task")?.context("serving")?;
+        b.context("runtime server task")?
+            .context("serving the runtime")
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, both).await {
+        Ok(res) => res?,
         Err(_) => tracing::warn!(
             "in-flight calls still running after {}s; stopping anyway",
             DRAIN_TIMEOUT.as_secs()
@@ -155,6 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     stores.db.flush_wal(true).context("syncing the WAL")?;
     stores.db.flush().context("flushing the database")?;
     let _ = std::fs::remove_file(&config.address);
+    let _ = std::fs::remove_file(&config.runtime_address);
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,64 +1,39 @@
-//! `containerd.services.snapshots.v1.Snapshots` over the [`Snapshotter`] backends: proto <->
-//! trait only. Requests are routed by their `snapshotter` field (containerd fills it with the
-//! proxy plugin's name); everything belongs to [`PROXY_VIEW`].
+//! `containerd.services.snapshots.v1.Snapshots` over a [`SnapshotsApi`]: proto <-> trait only.
+//! The proxy socket serves it over [`crate::snapshots_api::ProxySnapshots`] (one flat view,
+//! routed by the `snapshotter` field), the runtime socket over the runtime's namespaces.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use strata_core::PROXY_VIEW;
-use strata_snapshotters::{Info, Kind, Mount, Snapshotter};
+use strata_snapshotters::{Info, Kind, Mount};
 use tonic::{Request, Response, Status};
 
 use crate::api::snapshots::Kind as ProtoKind;
 use crate::api::snapshots::snapshots_server::Snapshots;
 use crate::api::snapshots::*;
 use crate::api::types;
-use crate::errors;
+use crate::snapshots_api::SnapshotsApi;
 
 /// Infos per List message, as containerd's snapshot service batches them.
 const LIST_BATCH: usize = 100;
 
-/// A backend that is configured but could not start, with the reason.
-pub type Disabled = BTreeMap<String, String>;
-
-/// The Snapshots service with its named backends.
-#[derive(Clone)]
-pub struct SnapshotsService {
-    backends: Arc<BTreeMap<String, Arc<dyn Snapshotter>>>,
-    disabled: Arc<Disabled>,
-    default: String,
+/// The Snapshots service over `A`.
+pub struct SnapshotsService<A> {
+    api: Arc<A>,
 }
 
-impl SnapshotsService {
-    /// `default` serves requests with an empty snapshotter name.
-    pub fn new(
-        backends: BTreeMap<String, Arc<dyn Snapshotter>>,
-        disabled: Disabled,
-        default: &str,
-    ) -> Self {
+impl<A> Clone for SnapshotsService<A> {
+    fn clone(&self) -> Self {
         SnapshotsService {
-            backends: Arc::new(backends),
-            disabled: Arc::new(disabled),
-            default: default.to_string(),
+            api: self.api.clone(),
         }
     }
+}
 
-    fn backend(&self, name: &str) -> Result<&Arc<dyn Snapshotter>, Status> {
-        let name = if name.is_empty() { &self.default } else { name };
-        if let Some(b) = self.backends.get(name) {
-            return Ok(b);
-        }
-        let available: Vec<&str> = self.backends.keys().map(String::as_str).collect();
-        let why = match self.disabled.get(name) {
-            Some(reason) => format!("snapshotter {name:?} is disabled: {reason}"),
-            None => format!("snapshotter {name:?} not found"),
-        };
-        Err(Status::not_found(format!(
-            "{why}; available: {}",
-            available.join(", ")
-        )))
+impl<A: SnapshotsApi> SnapshotsService<A> {
+    pub fn new(api: A) -> Self {
+        SnapshotsService { api: Arc::new(api) }
     }
 }
 
@@ -81,7 +56,7 @@ fn info_to_proto(i: Info) -> crate::api::snapshots::Info {
     }
 }
 
-fn mounts_to_proto(ms: Vec<Mount>) -> Vec<types::Mount> {
+pub(crate) fn mounts_to_proto(ms: Vec<Mount>) -> Vec<types::Mount> {
     ms.into_iter()
         .map(|m| types::Mount {
             r#type: m.kind,
@@ -109,18 +84,17 @@ fn info_from_proto(i: crate::api::snapshots::Info) -> Info {
 type ListStream = Pin<Box<dyn Stream<Item = Result<ListSnapshotsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl Snapshots for SnapshotsService {
+impl<A: SnapshotsApi> Snapshots for SnapshotsService<A> {
     async fn prepare(
         &self,
         req: Request<PrepareSnapshotRequest>,
     ) -> Result<Response<PrepareSnapshotResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
         let labels = r.labels.into_iter().collect();
-        let mounts = self
-            .backend(&r.snapshotter)?
-            .prepare(PROXY_VIEW, &r.key, &r.parent, labels)
-            .await
-            .map_err(errors::snapshot)?;
+        let mounts = (self.api)
+            .prepare(&s, &r.snapshotter, &r.key, &r.parent, labels)
+            .await?;
         Ok(Response::new(PrepareSnapshotResponse {
             mounts: mounts_to_proto(mounts),
         }))
@@ -130,13 +104,12 @@ impl Snapshots for SnapshotsService {
         &self,
         req: Request<ViewSnapshotRequest>,
     ) -> Result<Response<ViewSnapshotResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
         let labels = r.labels.into_iter().collect();
-        let mounts = self
-            .backend(&r.snapshotter)?
-            .view(PROXY_VIEW, &r.key, &r.parent, labels)
-            .await
-            .map_err(errors::snapshot)?;
+        let mounts = (self.api)
+            .view(&s, &r.snapshotter, &r.key, &r.parent, labels)
+            .await?;
         Ok(Response::new(ViewSnapshotResponse {
             mounts: mounts_to_proto(mounts),
         }))
@@ -146,33 +119,28 @@ impl Snapshots for SnapshotsService {
         &self,
         req: Request<MountsRequest>,
     ) -> Result<Response<MountsResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        let mounts = self
-            .backend(&r.snapshotter)?
-            .mounts(PROXY_VIEW, &r.key)
-            .await
-            .map_err(errors::snapshot)?;
+        let mounts = self.api.mounts(&s, &r.snapshotter, &r.key).await?;
         Ok(Response::new(MountsResponse {
             mounts: mounts_to_proto(mounts),
         }))
     }
 
     async fn commit(&self, req: Request<CommitSnapshotRequest>) -> Result<Response<()>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
         let labels = r.labels.into_iter().collect();
-        self.backend(&r.snapshotter)?
-            .commit(PROXY_VIEW, &r.name, &r.key, labels)
-            .await
-            .map_err(errors::snapshot)?;
+        (self.api)
+            .commit(&s, &r.snapshotter, &r.name, &r.key, labels)
+            .await?;
         Ok(Response::new(()))
     }
 
     async fn remove(&self, req: Request<RemoveSnapshotRequest>) -> Result<Response<()>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        self.backend(&r.snapshotter)?
-            .remove(PROXY_VIEW, &r.key)
-            .await
-            .map_err(errors::snapshot)?;
+        self.api.remove(&s, &r.snapshotter, &r.key).await?;
         Ok(Response::new(()))
     }
 
@@ -180,12 +148,9 @@ impl Snapshots for SnapshotsService {
         &self,
         req: Request<StatSnapshotRequest>,
     ) -> Result<Response<StatSnapshotResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        let info = self
-            .backend(&r.snapshotter)?
-            .stat(PROXY_VIEW, &r.key)
-            .await
-            .map_err(errors::snapshot)?;
+        let info = self.api.stat(&s, &r.snapshotter, &r.key).await?;
         Ok(Response::new(StatSnapshotResponse {
             info: Some(info_to_proto(info)),
         }))
@@ -195,16 +160,15 @@ impl Snapshots for SnapshotsService {
         &self,
         req: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<UpdateSnapshotResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
         let info = r
             .info
             .ok_or_else(|| Status::invalid_argument("update requires info"))?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let info = self
-            .backend(&r.snapshotter)?
-            .update(PROXY_VIEW, info_from_proto(info), &paths)
-            .await
-            .map_err(errors::snapshot)?;
+        let info = (self.api)
+            .update(&s, &r.snapshotter, info_from_proto(info), &paths)
+            .await?;
         Ok(Response::new(UpdateSnapshotResponse {
             info: Some(info_to_proto(info)),
         }))
@@ -216,12 +180,9 @@ impl Snapshots for SnapshotsService {
         &self,
         req: Request<ListSnapshotsRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        let infos = self
-            .backend(&r.snapshotter)?
-            .list(PROXY_VIEW, &r.filters)
-            .await
-            .map_err(errors::snapshot)?;
+        let infos = self.api.list(&s, &r.snapshotter, &r.filters).await?;
         let mut batches = Vec::with_capacity(infos.len() / LIST_BATCH + 1);
         let mut it = infos.into_iter().peekable();
         while it.peek().is_some() {
@@ -232,12 +193,9 @@ impl Snapshots for SnapshotsService {
     }
 
     async fn usage(&self, req: Request<UsageRequest>) -> Result<Response<UsageResponse>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        let u = self
-            .backend(&r.snapshotter)?
-            .usage(PROXY_VIEW, &r.key)
-            .await
-            .map_err(errors::snapshot)?;
+        let u = self.api.usage(&s, &r.snapshotter, &r.key).await?;
         Ok(Response::new(UsageResponse {
             size: u.size,
             inodes: u.inodes,
@@ -245,11 +203,9 @@ impl Snapshots for SnapshotsService {
     }
 
     async fn cleanup(&self, req: Request<CleanupRequest>) -> Result<Response<()>, Status> {
+        let s = self.api.scope(req.metadata())?;
         let r = req.into_inner();
-        self.backend(&r.snapshotter)?
-            .cleanup()
-            .await
-            .map_err(errors::snapshot)?;
+        self.api.cleanup(&s, &r.snapshotter).await?;
         Ok(Response::new(()))
     }
 }

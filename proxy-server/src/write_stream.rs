@@ -1,5 +1,5 @@
 //! The Write stream's state machine, exactly containerd's content server
-//! (`contentserver.go` Write; `CONTAINERD.md` §2.2):
+//! (`contentserver.go` Write; `CONTAINERD.md` §2.2), over any [`ContentApi`]:
 //!
 //! * the first message must name a ref; opening the writer locks that ref for the life of the
 //!   stream (a second writer gets Unavailable) and resumes an existing ingest;
@@ -8,22 +8,30 @@
 //!   current one is OutOfRange;
 //! * COMMIT verifies size and digest (FailedPrecondition keeps the ingest) and ends the stream;
 //! * the reply message is reused between requests, so fields set by an earlier STAT persist.
+//!
+//! On the runtime socket an ingest may start *shared* (another view holds the expected bytes):
+//! it reports the whole size at once and commits by claiming the bytes; data or a truncation
+//! first copies the blob into a live ingest (containerd's "unshare").
 
-use strata_content::{ContentStore, Writer};
-use strata_core::PROXY_VIEW;
+use std::sync::Arc;
+
+use strata_content::Writer;
 use strata_core::digest::Digest;
+use strata_runtime::{Opened, SharedIngest};
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use crate::api::content::{WriteAction, WriteContentRequest, WriteContentResponse};
+use crate::content_api::ContentApi;
 use crate::content_service::parse_digest;
 use crate::errors;
 
 type Reply = Result<WriteContentResponse, Status>;
 
 /// Reads the first message, opens (locks) the writer and spawns the loop serving the stream.
-pub async fn start(
-    store: ContentStore,
+pub async fn start<A: ContentApi>(
+    api: Arc<A>,
+    scope: A::Scope,
     mut requests: Streaming<WriteContentRequest>,
 ) -> Result<mpsc::Receiver<Reply>, Status> {
     let first = requests
@@ -37,16 +45,16 @@ pub async fn start(
     }
     let expected = optional_digest(&first.expected)?;
     let (reference, total) = (first.r#ref.clone(), first.total.max(0) as u64);
-    let st = store.clone();
-    let writer =
-        tokio::task::spawn_blocking(move || st.writer(PROXY_VIEW, &reference, total, expected))
-            .await
-            .map_err(errors::join)?
-            .map_err(errors::content)?;
+    let (a, s) = (api.clone(), scope.clone());
+    let target = tokio::task::spawn_blocking(move || a.open(&s, &reference, total, expected))
+        .await
+        .map_err(errors::join)??;
     let (tx, rx) = mpsc::channel(2);
     let session = Session {
-        store,
-        writer: Some(writer),
+        api,
+        scope,
+        reference: first.r#ref.clone(),
+        target: Some(target),
         total: first.total,
         expected: None,
         msg: WriteContentResponse::default(),
@@ -78,17 +86,19 @@ fn optional_digest(s: &str) -> Result<Option<Digest>, Status> {
     }
 }
 
-struct Session {
-    store: ContentStore,
+struct Session<A: ContentApi> {
+    api: Arc<A>,
+    scope: A::Scope,
+    reference: String,
     /// Taken (closed) when the ingest is aborted.
-    writer: Option<Writer>,
+    target: Option<Opened>,
     /// The `total` of this stream (what the client sent on it), echoed by STAT.
     total: i64,
     expected: Option<Digest>,
     msg: WriteContentResponse,
 }
 
-impl Session {
+impl<A: ContentApi> Session<A> {
     async fn run(
         mut self,
         first: WriteContentRequest,
@@ -121,23 +131,48 @@ impl Session {
         tokio::task::block_in_place(|| self.handle_blocking(req))
     }
 
-    fn w(&mut self) -> Result<&mut Writer, Status> {
-        self.writer
+    fn target(&mut self) -> Result<&mut Opened, Status> {
+        self.target
             .as_mut()
             .ok_or_else(|| Status::failed_precondition("writer is closed"))
     }
 
+    /// The live writer, unsharing a shared ingest first (keeping `keep` of its bytes).
+    fn live(&mut self, keep: Option<u64>) -> Result<&mut Writer, Status> {
+        if let Opened::Shared(sh) = self.target()? {
+            let sh = sh.clone();
+            let keep = keep.unwrap_or(sh.size);
+            let w = self.api.unshare(&self.scope, &self.reference, &sh, keep)?;
+            self.target = Some(Opened::Live(w));
+        }
+        match self.target()? {
+            Opened::Live(w) => Ok(w),
+            Opened::Shared(_) => unreachable!("unshared above"),
+        }
+    }
+
+    fn offset(&mut self) -> Result<u64, Status> {
+        Ok(match self.target()? {
+            Opened::Live(w) => w.offset(),
+            Opened::Shared(sh) => sh.size,
+        })
+    }
+
     fn handle_blocking(&mut self, req: WriteContentRequest) -> Reply {
         self.msg.action = req.action;
-        self.msg.offset = self.w()?.offset() as i64;
+        self.msg.offset = self.offset()? as i64;
         if let Some(d) = optional_digest(&req.expected)? {
             self.refuse_existing(&d)?;
-            self.w()?.set_expected(d.clone());
+            if let Opened::Live(w) = self.target()? {
+                w.set_expected(d.clone());
+            }
             self.expected = Some(d);
         }
         if req.total > 0 {
             self.total = req.total;
-            self.w()?.set_total(req.total as u64);
+            if let Opened::Live(w) = self.target()? {
+                w.set_total(req.total as u64);
+            }
         }
         match WriteAction::try_from(req.action) {
             Ok(WriteAction::Stat) => self.stat(),
@@ -155,47 +190,61 @@ impl Session {
 
     /// An expected digest that already exists: abort the ingest, AlreadyExists.
     fn refuse_existing(&mut self, d: &Digest) -> Result<(), Status> {
-        if self.store.info(PROXY_VIEW, d).is_err() {
+        if !self.api.exists(&self.scope, d)? {
             return Ok(());
         }
-        let reference = self.w()?.status().reference;
-        drop(self.writer.take());
-        self.store
-            .abort(PROXY_VIEW, &reference)
-            .map_err(errors::content)?;
+        drop(self.target.take());
+        self.api.abort(&self.scope, &self.reference)?;
         Err(Status::already_exists(format!(
             "blob with expected digest {d} exists"
         )))
     }
 
     fn stat(&mut self) -> Reply {
-        let w = self.w()?;
-        let (st, digest) = (w.status(), w.digest());
+        let (started, updated, digest) = match self.target()? {
+            Opened::Live(w) => {
+                let st = w.status();
+                (st.started_at, st.updated_at, w.digest())
+            }
+            Opened::Shared(sh) => (sh.started, sh.started, sh.digest.clone()),
+        };
         self.msg.digest = digest.to_string();
-        self.msg.started_at = Some(st.started_at.into());
-        self.msg.updated_at = Some(st.updated_at.into());
+        self.msg.started_at = Some(started.into());
+        self.msg.updated_at = Some(updated.into());
         self.msg.total = self.total;
         Ok(self.msg.clone())
     }
 
     fn write(&mut self, req: &WriteContentRequest) -> Reply {
-        let w = self.w()?;
-        let current = w.offset() as i64;
+        let current = self.offset()? as i64;
         if req.offset > 0 && req.offset != current {
             return Err(Status::out_of_range(format!(
                 "write @{} must occur at current offset {current}",
                 req.offset
             )));
         }
-        if req.offset == 0 && current > 0 {
+        let truncate = req.offset == 0 && current > 0;
+        if !truncate && req.data.is_empty() {
+            return self.report();
+        }
+        let w = self.live(truncate.then_some(0))?;
+        if truncate && w.offset() > 0 {
             w.truncate(0).map_err(errors::content)?;
         }
         if !req.data.is_empty() {
             w.write(&req.data).map_err(errors::content)?;
             crate::metrics::add_ingested(req.data.len());
         }
-        let (offset, digest) = (w.offset() as i64, w.digest());
-        self.msg.offset = offset;
+        self.report()
+    }
+
+    /// The reply after a write: the offset and digest so far.
+    fn report(&mut self) -> Reply {
+        let (offset, digest) = match self.target()? {
+            Opened::Live(w) => (w.offset(), w.digest()),
+            Opened::Shared(sh) => (sh.size, sh.digest.clone()),
+        };
+        self.msg.offset = offset as i64;
         self.msg.digest = digest.to_string();
         Ok(self.msg.clone())
     }
@@ -208,11 +257,15 @@ impl Session {
         };
         let size = self.total.max(0) as u64;
         let expected = self.expected.clone();
-        let w = self.w()?;
-        let d = w
-            .commit(size, expected.as_ref(), labels.as_ref())
-            .map_err(errors::content)?;
-        self.msg.offset = w.offset() as i64;
+        let (api, scope, r) = (self.api.clone(), self.scope.clone(), self.reference.clone());
+        let d = match self.target()? {
+            Opened::Live(w) => api.commit(&scope, w, size, expected.as_ref(), labels.as_ref())?,
+            Opened::Shared(sh) => {
+                let sh: SharedIngest = sh.clone();
+                api.claim(&scope, &r, &sh, size, expected.as_ref(), labels.as_ref())?
+            }
+        };
+        self.msg.offset = self.offset()? as i64;
         self.msg.digest = d.to_string();
         Ok(self.msg.clone())
     }

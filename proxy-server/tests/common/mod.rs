@@ -20,6 +20,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 pub struct Proxy {
     pub root: PathBuf,
     pub socket: PathBuf,
+    /// The runtime socket (containerd's own APIs).
+    pub runtime_socket: PathBuf,
     pub child: Option<Child>,
     /// Flags added to every (re)start.
     pub extra_args: Vec<String>,
@@ -36,6 +38,7 @@ impl Proxy {
         let mut p = Proxy {
             root: dir.join("root"),
             socket: dir.join("s.sock"),
+            runtime_socket: dir.join("r.sock"),
             child: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
@@ -50,6 +53,8 @@ impl Proxy {
             .arg(&self.root)
             .arg("--address")
             .arg(&self.socket)
+            .arg("--runtime-address")
+            .arg(&self.runtime_socket)
             .arg("--log-level")
             .arg("warn")
             .args(&self.extra_args)

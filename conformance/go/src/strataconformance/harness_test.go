@@ -141,7 +141,8 @@ func startServerAt(ctx context.Context, dir, root string) (*server, error) {
 		return nil, err
 	}
 
-	args := []string{"--root", s.root, "--address", s.sock}
+	args := []string{"--root", s.root, "--address", s.sock,
+		"--runtime-address", filepath.Join(filepath.Dir(s.sock), "r.sock")}
 	args = append(args, strings.Fields(os.Getenv("STRATA_PROXY_ARGS"))...)
 	s.cmd = exec.Command(proxyBinary(), args...)
 	s.cmd.Stdout = s.logFile

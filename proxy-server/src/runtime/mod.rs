@@ -1,0 +1,83 @@
+//! The runtime socket: containerd 1.6's own services over [`strata_runtime::Runtime`], so
+//! stock `ctr` and containerd's Go client use Strata as if it were containerd. One thin file
+//! per service; namespaces come from the `containerd-namespace` header (required), leases from
+//! `containerd-lease`.
+
+mod containers;
+mod content;
+pub mod convert;
+mod events;
+mod images;
+mod introspection;
+mod leases;
+mod namespaces;
+mod snapshots;
+pub mod version;
+
+use std::path::Path;
+
+use strata_runtime::Runtime;
+use tonic::service::Routes;
+
+pub use content::RuntimeContent;
+pub use snapshots::RuntimeSnapshots;
+
+use crate::api::containers::containers_server::ContainersServer;
+use crate::api::content::content_server::ContentServer;
+use crate::api::events_service::events_server::EventsServer;
+use crate::api::images::images_server::ImagesServer;
+use crate::api::introspection::introspection_server::IntrospectionServer;
+use crate::api::leases::leases_server::LeasesServer;
+use crate::api::namespaces::namespaces_server::NamespacesServer;
+use crate::api::snapshots::snapshots_server::SnapshotsServer;
+use crate::api::version::version_server::VersionServer;
+use crate::content_service::ContentService;
+use crate::server::MAX_MESSAGE;
+use crate::snapshots_service::SnapshotsService;
+
+/// Every service of the runtime socket, ready to serve.
+pub async fn routes(rt: &Runtime, root: &Path) -> anyhow::Result<Routes> {
+    let (backends, disabled) = rt.backends();
+    let names: Vec<String> = backends.keys().cloned().collect();
+    let off: Vec<(String, String)> = disabled
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let intro = introspection::IntrospectionService::new(root, &names, &off)?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    macro_rules! sized {
+        ($s:expr) => {
+            $s.max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE)
+        };
+    }
+    let mut routes = Routes::new(health);
+    routes = routes
+        .add_service(VersionServer::new(version::VersionService))
+        .add_service(IntrospectionServer::new(intro))
+        .add_service(sized!(NamespacesServer::new(
+            namespaces::NamespacesService::new(rt.clone())
+        )))
+        .add_service(sized!(ImagesServer::new(images::ImagesService::new(
+            rt.clone()
+        ))))
+        .add_service(sized!(LeasesServer::new(leases::LeasesService::new(
+            rt.clone()
+        ))))
+        .add_service(sized!(ContainersServer::new(
+            containers::ContainersService::new(rt.clone())
+        )))
+        .add_service(sized!(EventsServer::new(events::EventsService::new(
+            rt.clone()
+        ))))
+        .add_service(sized!(ContentServer::new(ContentService::new(
+            RuntimeContent::new(rt.clone())
+        ))))
+        .add_service(sized!(SnapshotsServer::new(SnapshotsService::new(
+            RuntimeSnapshots::new(rt.clone())
+        ))));
+    Ok(routes)
+}

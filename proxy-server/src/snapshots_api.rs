@@ -1,0 +1,192 @@
+//! The seam between the Snapshots gRPC service and what it serves: the proxy socket's backends
+//! in one flat view ([`ProxySnapshots`]) or the runtime's namespaces
+//! (`crate::runtime::RuntimeSnapshots`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strata_core::PROXY_VIEW;
+use strata_core::labels::Labels;
+use strata_snapshotters::{Info, Mount, Snapshotter, Usage};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::errors;
+
+/// A backend that is configured but could not start, with the reason.
+pub type Disabled = BTreeMap<String, String>;
+
+/// What the Snapshots service needs; `sn` is the request's `snapshotter` field.
+#[tonic::async_trait]
+pub trait SnapshotsApi: Send + Sync + 'static {
+    /// Who a request acts for, from its metadata.
+    type Scope: Clone + Send + Sync + 'static;
+
+    fn scope(&self, md: &MetadataMap) -> Result<Self::Scope, Status>;
+    async fn prepare(
+        &self,
+        s: &Self::Scope,
+        sn: &str,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>, Status>;
+    async fn view(
+        &self,
+        s: &Self::Scope,
+        sn: &str,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>, Status>;
+    async fn mounts(&self, s: &Self::Scope, sn: &str, key: &str) -> Result<Vec<Mount>, Status>;
+    async fn commit(
+        &self,
+        s: &Self::Scope,
+        sn: &str,
+        name: &str,
+        key: &str,
+        labels: Labels,
+    ) -> Result<(), Status>;
+    async fn remove(&self, s: &Self::Scope, sn: &str, key: &str) -> Result<(), Status>;
+    async fn stat(&self, s: &Self::Scope, sn: &str, key: &str) -> Result<Info, Status>;
+    async fn update(
+        &self,
+        s: &Self::Scope,
+        sn: &str,
+        info: Info,
+        paths: &[String],
+    ) -> Result<Info, Status>;
+    async fn list(
+        &self,
+        s: &Self::Scope,
+        sn: &str,
+        filters: &[String],
+    ) -> Result<Vec<Info>, Status>;
+    async fn usage(&self, s: &Self::Scope, sn: &str, key: &str) -> Result<Usage, Status>;
+    async fn cleanup(&self, s: &Self::Scope, sn: &str) -> Result<(), Status>;
+}
+
+/// The proxy socket's snapshots: requests are routed by their `snapshotter` field (containerd
+/// fills it with the proxy plugin's name); everything belongs to [`PROXY_VIEW`].
+#[derive(Clone)]
+pub struct ProxySnapshots {
+    backends: Arc<BTreeMap<String, Arc<dyn Snapshotter>>>,
+    disabled: Arc<Disabled>,
+    default: String,
+}
+
+impl ProxySnapshots {
+    /// `default` serves requests with an empty snapshotter name.
+    pub fn new(
+        backends: BTreeMap<String, Arc<dyn Snapshotter>>,
+        disabled: Disabled,
+        default: &str,
+    ) -> Self {
+        ProxySnapshots {
+            backends: Arc::new(backends),
+            disabled: Arc::new(disabled),
+            default: default.to_string(),
+        }
+    }
+
+    fn backend(&self, name: &str) -> Result<&Arc<dyn Snapshotter>, Status> {
+        let name = if name.is_empty() { &self.default } else { name };
+        if let Some(b) = self.backends.get(name) {
+            return Ok(b);
+        }
+        let available: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+        let why = match self.disabled.get(name) {
+            Some(reason) => format!("snapshotter {name:?} is disabled: {reason}"),
+            None => format!("snapshotter {name:?} not found"),
+        };
+        Err(Status::not_found(format!(
+            "{why}; available: {}",
+            available.join(", ")
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl SnapshotsApi for ProxySnapshots {
+    type Scope = ();
+
+    fn scope(&self, _: &MetadataMap) -> Result<(), Status> {
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        _: &(),
+        sn: &str,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>, Status> {
+        let b = self.backend(sn)?;
+        let res = b.prepare(PROXY_VIEW, key, parent, labels).await;
+        res.map_err(errors::snapshot)
+    }
+
+    async fn view(
+        &self,
+        _: &(),
+        sn: &str,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>, Status> {
+        let b = self.backend(sn)?;
+        let res = b.view(PROXY_VIEW, key, parent, labels).await;
+        res.map_err(errors::snapshot)
+    }
+
+    async fn mounts(&self, _: &(), sn: &str, key: &str) -> Result<Vec<Mount>, Status> {
+        let b = self.backend(sn)?;
+        b.mounts(PROXY_VIEW, key).await.map_err(errors::snapshot)
+    }
+
+    async fn commit(
+        &self,
+        _: &(),
+        sn: &str,
+        name: &str,
+        key: &str,
+        labels: Labels,
+    ) -> Result<(), Status> {
+        let b = self.backend(sn)?;
+        let res = b.commit(PROXY_VIEW, name, key, labels).await;
+        res.map_err(errors::snapshot)
+    }
+
+    async fn remove(&self, _: &(), sn: &str, key: &str) -> Result<(), Status> {
+        let b = self.backend(sn)?;
+        b.remove(PROXY_VIEW, key).await.map_err(errors::snapshot)
+    }
+
+    async fn stat(&self, _: &(), sn: &str, key: &str) -> Result<Info, Status> {
+        let b = self.backend(sn)?;
+        b.stat(PROXY_VIEW, key).await.map_err(errors::snapshot)
+    }
+
+    async fn update(&self, _: &(), sn: &str, info: Info, paths: &[String]) -> Result<Info, Status> {
+        let b = self.backend(sn)?;
+        let res = b.update(PROXY_VIEW, info, paths).await;
+        res.map_err(errors::snapshot)
+    }
+
+    async fn list(&self, _: &(), sn: &str, filters: &[String]) -> Result<Vec<Info>, Status> {
+        let b = self.backend(sn)?;
+        b.list(PROXY_VIEW, filters).await.map_err(errors::snapshot)
+    }
+
+    async fn usage(&self, _: &(), sn: &str, key: &str) -> Result<Usage, Status> {
+        let b = self.backend(sn)?;
+        b.usage(PROXY_VIEW, key).await.map_err(errors::snapshot)
+    }
+
+    async fn cleanup(&self, _: &(), sn: &str) -> Result<(), Status> {
+        let b = self.backend(sn)?;
+        b.cleanup().await.map_err(errors::snapshot)
+    }
+}
