@@ -50,6 +50,13 @@ pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
     let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
     let (backends, disabled) = crate::backends::open(db.clone(), &root.join("snapshots")).await;
+    // Directories no record references: left by a crash between a removal's record and its
+    // files (a garbage collection sweep, a Remove). Nothing is being created yet.
+    for (name, b) in &backends {
+        if let Err(e) = b.cleanup().await {
+            tracing::warn!(backend = %name, error = %e, "startup cleanup failed");
+        }
+    }
     Ok(Stores {
         db,
         content,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod rt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,15 +95,12 @@ impl Proxy {
     }
 
     pub async fn channel(&self) -> Channel {
-        let path = self.socket.clone();
-        Endpoint::try_from("http://[::]:0")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-            }))
-            .await
-            .expect("connecting")
+        connect(self.socket.clone()).await
+    }
+
+    /// A channel to the runtime socket (containerd's own APIs).
+    pub async fn runtime_channel(&self) -> Channel {
+        connect(self.runtime_socket.clone()).await
     }
 
     pub async fn content(&self) -> ContentClient<Channel> {
@@ -111,6 +110,18 @@ impl Proxy {
     pub async fn snapshots(&self) -> SnapshotsClient<Channel> {
         SnapshotsClient::new(self.channel().await)
     }
+}
+
+/// A gRPC channel over the unix socket `path`.
+pub async fn connect(path: PathBuf) -> Channel {
+    Endpoint::try_from("http://[::]:0")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .expect("connecting")
 }
 
 impl Drop for Proxy {
