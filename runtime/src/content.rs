@@ -83,6 +83,8 @@ impl NsContent {
     pub fn delete(&self, ctx: &Ctx, d: &Digest) -> Result<()> {
         let _g = self.rt.hold();
         self.rt.store().delete(&ctx.view(), d)?;
+        // The call's lease no longer holds it (containerd's `removeContentLease`).
+        self.rt.leases().detach(ctx, "content", &d.to_string())?;
         self.rt.changed([], true);
         self.rt.publish(
             &ctx.namespace,
@@ -105,9 +107,24 @@ impl NsContent {
         Ok(self.rt.store().list_statuses(&ctx.view(), filters)?)
     }
 
-    /// Removes the ingest `r` (OK when there is none).
+    /// Removes the ingest `r`; NotFound when the namespace has none (containerd's Abort).
     pub fn abort(&self, ctx: &Ctx, r: &str) -> Result<()> {
         let _g = self.rt.hold();
+        let recorded = self
+            .ingests
+            .get::<IngestRecord>(&key(&[&ctx.namespace, r]))?
+            .is_some();
+        let missing = |e: &strata_content::Error| matches!(e, strata_content::Error::NotFound(_));
+        if !recorded
+            && self
+                .rt
+                .store()
+                .status(&ctx.view(), r)
+                .as_ref()
+                .is_err_and(missing)
+        {
+            return Err(Error::NotFound(format!("reference {r}: not found")));
+        }
         self.rt.store().abort(&ctx.view(), r)?;
         self.ingests.delete(&key(&[&ctx.namespace, r]))?;
         self.rt.leases().detach(ctx, "ingests", r)?;

@@ -267,10 +267,9 @@ impl Leases {
                 ))),
             },
             "ingests" => Ok(("ingests".into(), r.id.clone())),
-            "snapshots" if parts.len() == 2 => Ok((
-                format!("snapshots/{}", self.rt.canonical_snapshotter(parts[1])),
-                r.id.clone(),
-            )),
+            // Kept as the client named it (containerd lists it back that way); the collector
+            // resolves aliases.
+            "snapshots" if parts.len() == 2 => Ok((r.kind.clone(), r.id.clone())),
             "snapshots" => Err(Error::InvalidArgument(format!(
                 "invalid snapshot resource type {}",
                 r.kind
@@ -305,13 +304,17 @@ fn node(ns: &str, id: &str) -> Node {
     Node::new(NodeKind::Lease, ns, id)
 }
 
-/// The node a lease resource holds.
-pub(crate) fn resource_node(ns: &str, r: &Resource) -> Option<Node> {
+/// The node a lease resource holds; `snapshotter` maps a snapshotter name to its backend.
+pub(crate) fn resource_node(
+    ns: &str,
+    r: &Resource,
+    snapshotter: &dyn Fn(&str) -> String,
+) -> Option<Node> {
     match r.kind.as_str() {
         "content" => Some(Node::new(NodeKind::Content, ns, r.id.clone())),
         "ingests" => Some(Node::new(NodeKind::Ingest, ns, r.id.clone())),
         k => k
             .strip_prefix("snapshots/")
-            .map(|sn| Node::snapshot(ns, sn, &r.id)),
+            .map(|sn| Node::snapshot(ns, &snapshotter(sn), &r.id)),
     }
 }

@@ -10,7 +10,17 @@ use strata_core::labels::Labels;
 use strata_snapshotters::{Info, Kind, Mount, Snapshotter, Usage};
 
 use crate::gc::mark::Node;
-use crate::{Ctx, Event, Result, Runtime};
+use crate::{Ctx, Error, Event, Result, Runtime};
+
+/// The label naming the committed snapshot a Prepare or View is meant to become
+/// (containerd's `labelSnapshotRef`).
+const SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
+
+/// The lease resource type of a snapshot of `sn` (as the client names it; the backend's name
+/// when the client gave none), as containerd lists it back.
+fn lease_kind(sn: &str, backend: &str) -> String {
+    format!("snapshots/{}", if sn.is_empty() { backend } else { sn })
+}
 
 /// The runtime's namespaced snapshots.
 pub struct NsSnapshots {
@@ -88,8 +98,16 @@ impl NsSnapshots {
     ) -> Result<Vec<Mount>> {
         let (name, b) = self.backend(sn)?;
         let _g = self.rt.hold_async().await;
+        // The unpacker's target: when the namespace has it, the layer is there already.
+        if let Some(target) = labels.get(SNAPSHOT_REF)
+            && b.stat(&ctx.view(), target).await.is_ok()
+        {
+            return Err(Error::AlreadyExists(format!(
+                "target snapshot {target:?}: already exists"
+            )));
+        }
         self.rt.ensure_namespace(&ctx.namespace)?;
-        let res_kind = format!("snapshots/{name}");
+        let res_kind = lease_kind(sn, &name);
         let had = self.rt.leases().holds(ctx, &res_kind, key)?;
         self.rt.leases().attach(ctx, &res_kind, key)?;
         let view = ctx.view();
@@ -129,7 +147,7 @@ impl NsSnapshots {
     ) -> Result<()> {
         let (backend, b) = self.backend(sn)?;
         let _g = self.rt.hold_async().await;
-        let res_kind = format!("snapshots/{backend}");
+        let res_kind = lease_kind(sn, &backend);
         let had = self.rt.leases().holds(ctx, &res_kind, name)?;
         self.rt.leases().attach(ctx, &res_kind, name)?;
         if let Err(e) = b.commit(&ctx.view(), name, key, labels).await {
@@ -151,9 +169,13 @@ impl NsSnapshots {
 
     /// Removes a snapshot without children.
     pub async fn remove(&self, ctx: &Ctx, sn: &str, key: &str) -> Result<()> {
-        let (_, b) = self.backend(sn)?;
+        let (backend, b) = self.backend(sn)?;
         let _g = self.rt.hold_async().await;
         b.remove(&ctx.view(), key).await?;
+        // The call's lease no longer holds it (containerd's `removeSnapshotLease`).
+        self.rt
+            .leases()
+            .detach(ctx, &lease_kind(sn, &backend), key)?;
         self.rt.changed([], true);
         self.rt
             .publish(&ctx.namespace, Event::SnapshotRemove { key: key.into() });

@@ -1,6 +1,6 @@
 //! The `containerd.io/gc.*` labels (containerd 1.6 `metadata/gc.go`).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use strata_core::labels::Labels;
 
@@ -50,13 +50,123 @@ pub fn expired(labels: &Labels, now: SystemTime) -> bool {
     let Some(v) = labels.get(EXPIRE) else {
         return false;
     };
-    match v.parse::<prost_types::Timestamp>() {
-        Ok(ts) => SystemTime::try_from(ts).is_ok_and(|t| t < now),
-        Err(_) => {
+    match parse_rfc3339(v) {
+        Some(t) => t < now,
+        None => {
             tracing::info!(value = %v, "ignoring invalid lease expiration");
             false
         }
     }
+}
+
+/// Go 1.19's `time.Parse(time.RFC3339, v)`, which containerd 1.6 reads `gc.expire` with, and no
+/// laxer (a value Go rejects never expires): `YYYY-MM-DD`, `T`, a one- or two-digit hour,
+/// `:MM:SS`, an optional fraction after `.` or `,`, then `Z` or `±hh:mm` (any two digits each).
+fn parse_rfc3339(v: &str) -> Option<SystemTime> {
+    let mut c = Cursor {
+        b: v.as_bytes(),
+        p: 0,
+    };
+    let year = c.num(4, 4)?;
+    let month = c
+        .lit(b'-')
+        .and_then(|_| c.num(2, 2))
+        .filter(|m| (1..=12).contains(m))?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let day = c.lit(b'-').and_then(|_| c.num(2, 2));
+    let day = day.filter(|d| (1..=days_in[month as usize - 1]).contains(d))?;
+    let hour = c.lit(b'T').and_then(|_| c.num(1, 2)).filter(|h| *h < 24)?;
+    let min = c.lit(b':').and_then(|_| c.num(2, 2)).filter(|m| *m < 60)?;
+    let sec = c.lit(b':').and_then(|_| c.num(2, 2)).filter(|s| *s < 60)?;
+    let mut nanos = 0;
+    if matches!(c.peek(0), Some(b'.' | b',')) && c.peek(1).is_some_and(|d| d.is_ascii_digit()) {
+        c.p += 1;
+        let start = c.p;
+        while c.peek(0).is_some_and(|d| d.is_ascii_digit()) {
+            c.p += 1;
+        }
+        let digits = &c.b[start..c.p.min(start + 9)];
+        nanos = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        nanos *= 10u32.pow(9 - digits.len() as u32);
+    }
+    let offset = match c.peek(0)? {
+        b'Z' => {
+            c.p += 1;
+            0
+        }
+        sign @ (b'+' | b'-') => {
+            c.p += 1;
+            let hh = c.num(2, 2)?;
+            let mm = c.lit(b':').and_then(|_| c.num(2, 2))?;
+            if sign == b'-' {
+                -(hh * 3600 + mm * 60)
+            } else {
+                hh * 3600 + mm * 60
+            }
+        }
+        _ => return None,
+    };
+    if c.p != c.b.len() {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec - offset;
+    let whole = Duration::from_secs(secs.unsigned_abs());
+    let t = if secs >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(whole)?
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(whole)?
+    };
+    t.checked_add(Duration::from_nanos(u64::from(nanos)))
+}
+
+/// A position in the bytes being parsed.
+struct Cursor<'a> {
+    b: &'a [u8],
+    p: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.b.get(self.p + ahead).copied()
+    }
+
+    fn lit(&mut self, want: u8) -> Option<()> {
+        (self.peek(0)? == want).then(|| self.p += 1)
+    }
+
+    /// `min..=max` decimal digits (as many as there are, up to `max`).
+    fn num(&mut self, min: usize, max: usize) -> Option<i64> {
+        let start = self.p;
+        while self.p - start < max && self.peek(0).is_some_and(|d| d.is_ascii_digit()) {
+            self.p += 1;
+        }
+        let digits = &self.b[start..self.p];
+        (digits.len() >= min).then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    }
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -102,6 +212,48 @@ mod tests {
                 (Resource::Snapshot, "strata-overlay/chain"),
             ]
         );
+    }
+
+    /// Unix seconds Go 1.19's `time.Parse(time.RFC3339, …)` gives for these (checked with go).
+    #[test]
+    fn rfc3339_matches_go() {
+        let cases = [
+            ("2020-01-01T00:00:00Z", 1_577_836_800i64),
+            ("2020-01-01T7:00:00Z", 1_577_862_000),
+            ("2020-01-01T00:00:00-01:30", 1_577_842_200),
+            ("2020-01-01T00:00:00+25:00", 1_577_746_800),
+            ("2020-01-01T00:00:00+99:99", 1_577_474_460),
+            ("2020-02-29T00:00:00Z", 1_582_934_400),
+            ("9999-12-31T23:59:59Z", 253_402_300_799),
+            ("0000-01-01T00:00:00Z", -62_167_219_200),
+        ];
+        for (v, secs) in cases {
+            let want = if secs >= 0 {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
+            } else {
+                SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            };
+            assert_eq!(parse_rfc3339(v), Some(want), "{v}");
+        }
+        let half = parse_rfc3339("2020-01-01T00:00:00,5Z").unwrap();
+        assert_eq!(
+            half,
+            parse_rfc3339("2020-01-01T00:00:00Z").unwrap() + Duration::from_millis(500)
+        );
+        let long = parse_rfc3339("2020-01-01T00:00:00.1234567891Z").unwrap();
+        assert_eq!(
+            long.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos(),
+            123_456_789
+        );
+        for bad in [
+            "2019-02-29T00:00:00Z",
+            "2020-01-01T00:00:00+2:00",
+            "2020-01-01T00:00:00.Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

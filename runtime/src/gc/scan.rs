@@ -63,7 +63,12 @@ impl Runtime {
             let flat = rec.labels.contains_key(super::labels::FLAT);
             g.roots.push((node, false));
             for r in self.leases().resources_of(&ns, &id)? {
-                g.roots.extend(resource_node(&ns, &r).map(|n| (n, flat)));
+                // Flat applies to blobs and snapshots only: a leased ingest keeps its
+                // expected blob either way (containerd's `scanRoots`).
+                if let Some(n) = resource_node(&ns, &r, &|sn| self.canonical_snapshotter(sn)) {
+                    let f = flat && n.kind != Resource::Ingest;
+                    g.roots.push((n, f));
+                }
             }
         }
         Ok(())
@@ -231,7 +236,11 @@ impl Runtime {
                     return Some(Refs::default());
                 }
                 let res = self.leases().resources_of(ns, &node.key).ok()?;
-                let others = res.iter().filter_map(|r| resource_node(ns, r)).collect();
+                let canonical = |sn: &str| self.canonical_snapshotter(sn);
+                let others = res
+                    .iter()
+                    .filter_map(|r| resource_node(ns, r, &canonical))
+                    .collect();
                 Some(Refs {
                     parent: None,
                     others,
