@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/containerd/services/leases/v1/leases.proto",
         "proto/containerd/services/containers/v1/containers.proto",
         "proto/containerd/services/events/v1/events.proto",
+        "proto/containerd/services/diff/v1/diff.proto",
         "proto/containerd/events/events.proto",
         "proto/containerd/events/image.proto",
     ];

@@ -2,7 +2,7 @@
 //! `DecompressStream` does, whatever the media type says), decoded with zlib-rs (gzip, several
 //! members allowed) or libzstd (several frames allowed).
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Write};
 
 use crate::error::StreamFault;
 
@@ -127,6 +127,111 @@ impl<R: BufRead> Read for ZstdDecoder<R> {
     }
 }
 
+/// A compressing writer for a new layer; [`Encoder::finish`] ends the stream.
+pub enum Encoder<W: Write> {
+    None(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(ZstdEncoder<W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// gzip at zlib's default level, zstd at level 3 (containerd's choices).
+    pub fn new(c: Compression, w: W) -> io::Result<Self> {
+        Ok(match c {
+            Compression::None => Encoder::None(w),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Encoder::Zstd(ZstdEncoder::new(w, 3)?),
+        })
+    }
+
+    /// Ends the stream and returns the writer below.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::None(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::None(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+/// A streaming zstd encoder over libzstd's `ZSTD_compressStream2`.
+pub struct ZstdEncoder<W> {
+    out: W,
+    ctx: zstd_safe::CCtx<'static>,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> ZstdEncoder<W> {
+    pub fn new(out: W, level: i32) -> io::Result<Self> {
+        let mut ctx = zstd_safe::CCtx::try_create()
+            .ok_or_else(|| io::Error::other("cannot allocate a zstd context"))?;
+        ctx.set_parameter(zstd_safe::CParameter::CompressionLevel(level))
+            .map_err(zstd_error)?;
+        Ok(ZstdEncoder {
+            out,
+            ctx,
+            buf: vec![0u8; zstd_safe::CCtx::out_size()],
+        })
+    }
+
+    /// Ends the frame and returns the writer below.
+    pub fn finish(mut self) -> io::Result<W> {
+        loop {
+            let mut outb = zstd_safe::OutBuffer::around(&mut self.buf[..]);
+            let left = self.ctx.end_stream(&mut outb).map_err(zstd_error)?;
+            let n = outb.pos();
+            self.out.write_all(&self.buf[..n])?;
+            if left == 0 {
+                return Ok(self.out);
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for ZstdEncoder<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut inb = zstd_safe::InBuffer::around(data);
+        while inb.pos() < data.len() {
+            let mut outb = zstd_safe::OutBuffer::around(&mut self.buf[..]);
+            self.ctx
+                .compress_stream2(
+                    &mut outb,
+                    &mut inb,
+                    zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue,
+                )
+                .map_err(zstd_error)?;
+            let n = outb.pos();
+            self.out.write_all(&self.buf[..n])?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +263,20 @@ mod tests {
         let n = zstd_safe::compress(&mut out[..], data, 3).unwrap();
         out.truncate(n);
         out
+    }
+
+    #[test]
+    fn encoders_round_trip() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut e = Encoder::new(c, Vec::new()).unwrap();
+            e.write_all(&data).unwrap();
+            let packed = e.finish().unwrap();
+            assert_eq!(Compression::detect(&packed), c);
+            let mut out = Vec::new();
+            decoder(&packed[..]).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, data, "{c:?}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 mod apply;
 pub mod compression;
+mod diff;
 mod entries;
 mod error;
 mod hash;
@@ -35,6 +36,7 @@ pub mod tree;
 mod whiteout;
 
 pub use apply::{Applied, Options, Whiteouts, apply};
-pub use compression::Compression;
+pub use compression::{Compression, Encoder};
+pub use diff::{DiffStats, write_diff};
 pub use error::{Error, Result};
 pub use hash::{Hashing, Stream};

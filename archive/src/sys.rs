@@ -228,6 +228,16 @@ pub fn xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(String, Vec<
     Ok(out)
 }
 
+/// Every extended attribute of the entry at `path` (not following a symlink), sorted.
+pub fn xattrs_path(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().unwrap_or(OsStr::new("."));
+    let dir = open_root(parent)?;
+    let mut all = xattrs(dir.as_fd(), name)?;
+    all.sort();
+    Ok(all)
+}
+
 /// Runs a size-probing xattr call twice: for the length, then into a buffer of that length.
 fn xattr_call(f: impl Fn(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
     loop {

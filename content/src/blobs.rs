@@ -118,6 +118,11 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
+    /// Reads the blob from the start, as a stream.
+    pub fn stream(self) -> BlobStream {
+        BlobStream { r: self, pos: 0 }
+    }
+
     /// The blob's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
@@ -138,5 +143,26 @@ impl BlobReader {
             done += n;
         }
         Ok(done)
+    }
+}
+
+/// A committed blob read front to back ([`BlobReader::stream`]).
+#[derive(Debug)]
+pub struct BlobStream {
+    r: BlobReader,
+    pos: u64,
+}
+
+impl std::io::Read for BlobStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min((self.r.size.saturating_sub(self.pos)) as usize);
+        let n = self
+            .r
+            .read_at(self.pos, &mut buf[..want])
+            .map_err(std::io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }

@@ -22,7 +22,7 @@ mod shared;
 mod store;
 mod writer;
 
-pub use blobs::BlobReader;
+pub use blobs::{BlobReader, BlobStream};
 pub use error::{Error, Result};
 pub use records::{Info, Status};
 pub use store::{COLUMN_FAMILIES, ContentStore, DEFAULT_CHECKPOINT_INTERVAL};

@@ -61,12 +61,18 @@ pub mod containerd {
                 tonic::include_proto!("containerd.services.events.v1");
             }
         }
+        pub mod diff {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.diff.v1");
+            }
+        }
     }
 }
 
 pub use containerd::events;
 pub use containerd::services::containers::v1 as containers;
 pub use containerd::services::content::v1 as content;
+pub use containerd::services::diff::v1 as diff;
 pub use containerd::services::events::v1 as events_service;
 pub use containerd::services::images::v1 as images;
 pub use containerd::services::introspection::v1 as introspection;

@@ -58,6 +58,30 @@ pub struct FileConfig {
     pub metrics_address: Option<String>,
     pub default_snapshotter: Option<String>,
     pub gc: Option<GcFile>,
+    pub unpack: Option<UnpackFile>,
+}
+
+/// The `[unpack]` table: limits of layer application (the runtime's Diff service).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnpackFile {
+    /// Whether layers may create character and block devices.
+    pub allow_devices: Option<bool>,
+    /// Largest uncompressed layer in bytes (a decompression bomb fails here).
+    pub max_layer_bytes: Option<u64>,
+    /// Most entries in one layer.
+    pub max_layer_entries: Option<u64>,
+}
+
+impl UnpackFile {
+    fn resolve(self) -> strata_runtime::UnpackConfig {
+        let d = strata_runtime::UnpackConfig::default();
+        strata_runtime::UnpackConfig {
+            allow_devices: self.allow_devices.unwrap_or(d.allow_devices),
+            max_layer_bytes: self.max_layer_bytes.unwrap_or(d.max_layer_bytes),
+            max_layer_entries: self.max_layer_entries.unwrap_or(d.max_layer_entries),
+        }
+    }
 }
 
 /// The `[gc]` table: the runtime's garbage collection scheduler (containerd's
@@ -99,6 +123,7 @@ pub struct Config {
     pub metrics_address: Option<String>,
     pub default_snapshotter: String,
     pub gc: strata_runtime::GcConfig,
+    pub unpack: strata_runtime::UnpackConfig,
 }
 
 impl FileConfig {
@@ -140,6 +165,7 @@ impl Config {
                 .or(file.default_snapshotter)
                 .unwrap_or_else(|| "strata-overlay".into()),
             gc: file.gc.unwrap_or_default().resolve(),
+            unpack: file.unpack.unwrap_or_default().resolve(),
         })
     }
 }

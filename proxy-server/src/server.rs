@@ -49,6 +49,7 @@ pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
         .collect();
     let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
+    clear_scratch(&root.join("tmp"));
     let (backends, disabled) = crate::backends::open(db.clone(), &root.join("snapshots")).await;
     // Directories no record references: left by a crash between a removal's record and its
     // files (a garbage collection sweep, a Remove). Nothing is being created yet.
@@ -63,6 +64,21 @@ pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
         backends,
         disabled,
     })
+}
+
+/// Unmounts and removes what a previous run left in the scratch directory (temporary mounts of
+/// the Diff service). A directory that stays busy or non-empty is left, logged.
+fn clear_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let _ = strata_snapshotters::mount::unmount_all(&p);
+        if let Err(err) = std::fs::remove_dir(&p) {
+            tracing::warn!(path = %p.display(), error = %err, "scratch entry left in place");
+        }
+    }
 }
 
 /// Binds the socket: creates its folder, removes a stale socket, refuses a live one, 0660.
@@ -114,6 +130,8 @@ fn open_runtime(stores: &Stores, config: &Config) -> anyhow::Result<strata_runti
         disabled: stores.disabled.clone(),
         default_snapshotter: config.default_snapshotter.clone(),
         gc: config.gc.clone(),
+        unpack: config.unpack.clone(),
+        scratch: config.root.join("tmp"),
     };
     strata_runtime::Runtime::open(parts).context("opening the runtime")
 }

@@ -26,6 +26,7 @@
 mod containers;
 mod content;
 mod ctx;
+pub mod diff;
 mod error;
 pub mod events;
 pub mod gc;
@@ -45,6 +46,7 @@ use strata_snapshotters::Snapshotter;
 pub use containers::{Container, ContainerRuntime, Containers};
 pub use content::{NsContent, Opened, SharedIngest};
 pub use ctx::{Ctx, view_of};
+pub use diff::{NsDiff, UnpackConfig};
 pub use error::{Error, Result};
 pub use events::{AnyValue, Envelope, Event, Exchange};
 pub use gc::{GcConfig, GcStats};
@@ -85,6 +87,10 @@ pub struct Parts {
     /// Backend for an empty snapshotter name.
     pub default_snapshotter: String,
     pub gc: GcConfig,
+    /// Limits of layer application (the Diff service).
+    pub unpack: UnpackConfig,
+    /// Where temporary mounts go (`<root>/tmp`).
+    pub scratch: std::path::PathBuf,
 }
 
 /// The runtime: cheap to clone, all clones share one state.
@@ -106,6 +112,8 @@ pub(crate) struct Inner {
     scheduler: Scheduler,
     /// Namespaces known to have a record (every write creates its namespace implicitly).
     known: Mutex<HashSet<String>>,
+    unpack: UnpackConfig,
+    scratch: std::path::PathBuf,
 }
 
 impl Runtime {
@@ -127,6 +135,8 @@ impl Runtime {
             barrier: Barrier::default(),
             scheduler: Scheduler::new(parts.gc),
             known: Mutex::default(),
+            unpack: parts.unpack,
+            scratch: parts.scratch,
         });
         let rt = Runtime { inner };
         rt.inner.scheduler.start(rt.clone());
@@ -170,6 +180,18 @@ impl Runtime {
 
     pub fn snapshots(&self) -> NsSnapshots {
         NsSnapshots::new(self.clone())
+    }
+
+    pub fn diff(&self) -> NsDiff {
+        NsDiff::new(self.clone())
+    }
+
+    pub(crate) fn unpack_config(&self) -> &UnpackConfig {
+        &self.inner.unpack
+    }
+
+    pub(crate) fn scratch(&self) -> std::path::PathBuf {
+        self.inner.scratch.clone()
     }
 
     /// Runs a garbage collection pass now (or joins the one scheduled) and waits for it.

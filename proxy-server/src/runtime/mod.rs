@@ -6,6 +6,7 @@
 mod containers;
 mod content;
 pub mod convert;
+mod diff;
 mod events;
 mod images;
 mod introspection;
@@ -24,6 +25,7 @@ pub use snapshots::RuntimeSnapshots;
 
 use crate::api::containers::containers_server::ContainersServer;
 use crate::api::content::content_server::ContentServer;
+use crate::api::diff::diff_server::DiffServer;
 use crate::api::events_service::events_server::EventsServer;
 use crate::api::images::images_server::ImagesServer;
 use crate::api::introspection::introspection_server::IntrospectionServer;
@@ -73,6 +75,7 @@ pub async fn routes(rt: &Runtime, root: &Path) -> anyhow::Result<Routes> {
         .add_service(sized!(EventsServer::new(events::EventsService::new(
             rt.clone()
         ))))
+        .add_service(sized!(DiffServer::new(diff::DiffService::new(rt.clone()))))
         .add_service(sized!(ContentServer::new(ContentService::new(
             RuntimeContent::new(rt.clone())
         ))))

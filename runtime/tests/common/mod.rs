@@ -100,6 +100,8 @@ impl Env {
             disabled,
             default_snapshotter: NATIVE.into(),
             gc,
+            unpack: strata_runtime::UnpackConfig::default(),
+            scratch: dir.path().join("tmp"),
         };
         let rt = {
             let _g = tokio.enter();
