@@ -55,6 +55,25 @@ pub struct Args {
     /// Loop iterations per client in the mixed workload (7 RPCs each).
     #[arg(long, default_value_t = 25)]
     client_iters: usize,
+    /// runtime group: snapshots, and blobs, collected by the timed GC pass (Leases.Delete sync).
+    #[arg(long, default_value_t = 10_000)]
+    gc_objects: usize,
+    /// runtime group: snapshots per chain in the GC set-up (all committed but the active top;
+    /// 1 = independent active snapshots).
+    #[arg(long, default_value_t = 10)]
+    gc_chain: usize,
+    /// runtime group: measured GC rounds per target (no warm-up; containerd's pass is slow).
+    #[arg(long, default_value_t = 2)]
+    gc_rounds: usize,
+    /// runtime group: idle time in ms after `sync`, before the timed GC pass.
+    #[arg(long, default_value_t = 2_000)]
+    settle_ms: u64,
+    /// runtime group: images (100 labels each) for the Images.List workload.
+    #[arg(long, default_value_t = 10_000)]
+    list_images: usize,
+    /// runtime group: Images.List calls per round.
+    #[arg(long, default_value_t = 20)]
+    list_calls: usize,
     /// Measured rounds per workload and target (after the warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -64,8 +83,12 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots).
-    #[arg(long, value_delimiter = ',', default_value = "content,mixed,snapshots")]
+    /// Workload groups to run (content, mixed, snapshots, runtime).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "content,mixed,snapshots,runtime"
+    )]
     only: Vec<String>,
     /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
     /// roots under it for the btrfs backend (containerd's btrfs snapshotter needs its root there).
@@ -77,6 +100,10 @@ pub struct Args {
     /// Use a running strata-proxy on this socket instead of starting one.
     #[arg(long)]
     attach_strata: Option<PathBuf>,
+    /// With --attach-strata: that strata-proxy's runtime socket (--runtime-address), for the
+    /// runtime group (skipped without it).
+    #[arg(long)]
+    attach_strata_runtime: Option<PathBuf>,
     /// Use a running containerd on this socket instead of starting one.
     #[arg(long)]
     attach_containerd: Option<PathBuf>,
@@ -104,6 +131,11 @@ impl Args {
             self.parent_files = 120;
             self.parent_ops = 2;
             self.client_iters = 2;
+            self.gc_objects = 50;
+            self.gc_rounds = 2;
+            self.settle_ms = 200;
+            self.list_images = 100;
+            self.list_calls = 3;
             self.rounds = 2;
             self.warmup = 0;
         }
@@ -125,6 +157,9 @@ impl Args {
 struct Pair {
     targets: Vec<Target>,
     sockets: Vec<PathBuf>,
+    /// Per target: the socket serving containerd's runtime services and where the server keeps
+    /// its files (None when attached); Err says why the runtime group cannot run.
+    runtime: Result<Vec<(PathBuf, Option<workloads::runtime::Disk>)>, String>,
     _servers: Vec<servers::Server>,
 }
 
@@ -136,27 +171,84 @@ async fn pair(
     ctd: Option<&PathBuf>,
 ) -> anyhow::Result<Pair> {
     let mut started = Vec::new();
-    let mut socket = |attach: Option<&PathBuf>, name: &str| -> anyhow::Result<PathBuf> {
-        if let Some(s) = attach {
-            return Ok(s.clone());
-        }
-        let root = dir.join(name);
-        std::fs::create_dir_all(&root)?;
-        let server = match name {
-            "strata" => servers::start_strata(&args.strata_bin()?, &root)?,
-            _ => servers::start_containerd(&root)?,
+    let mut runtime = Ok(Vec::new());
+    for (name, attach) in [("strata", strata), ("containerd", ctd)] {
+        let rt = if let Some(s) = attach {
+            if name == "containerd" {
+                Ok((s.clone(), None))
+            } else {
+                args.attach_strata_runtime
+                    .clone()
+                    .map(|r| (r, None))
+                    .ok_or_else(|| {
+                        "runtime skipped: --attach-strata needs --attach-strata-runtime SOCK"
+                            .to_string()
+                    })
+            }
+        } else {
+            let root = dir.join(name);
+            std::fs::create_dir_all(&root)?;
+            let server = match name {
+                "strata" => servers::start_strata(&args.strata_bin()?, &root)?,
+                _ => servers::start_containerd(&root)?,
+            };
+            let rt = match name {
+                "strata" => (
+                    server.runtime_socket.clone().unwrap_or_default(),
+                    Some(workloads::runtime::Disk::strata(&server.root)),
+                ),
+                _ => (
+                    server.socket.clone(),
+                    Some(workloads::runtime::Disk::containerd(&server.root)),
+                ),
+            };
+            started.push(server);
+            Ok(rt)
         };
-        let sock = server.socket.clone();
-        started.push(server);
-        Ok(sock)
-    };
-    let sockets = vec![socket(strata, "strata")?, socket(ctd, "containerd")?];
+        runtime = match (runtime, rt) {
+            (Ok(mut v), Ok(rt)) => {
+                v.push(rt);
+                Ok(v)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
+    let sockets = vec![
+        strata.cloned().unwrap_or_else(|| started[0].socket.clone()),
+        ctd.cloned()
+            .unwrap_or_else(|| started[started.len() - 1].socket.clone()),
+    ];
     let targets = targets(&sockets[0], &sockets[1]).await?;
     Ok(Pair {
         targets,
         sockets,
+        runtime,
         _servers: started,
     })
+}
+
+/// Clients of the runtime sockets of `pair` (two connections each).
+async fn runtime_targets(pair: &Pair) -> Result<Vec<workloads::runtime::Rt>, String> {
+    let eps = pair.runtime.clone()?;
+    let mut out = Vec::new();
+    for ((name, sn), (socket, disk)) in [("strata", "strata-overlay"), ("containerd", "overlayfs")]
+        .into_iter()
+        .zip(eps)
+    {
+        let connect = || client::connect(socket.clone());
+        let (channel, second) = match (connect().await, connect().await) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Err(format!("runtime skipped: {e:#}")),
+        };
+        out.push(workloads::runtime::Rt {
+            name,
+            channel,
+            second,
+            snapshotter: sn.into(),
+            disk,
+        });
+    }
+    Ok(out)
 }
 
 #[tokio::main]
@@ -192,6 +284,15 @@ async fn main() -> anyhow::Result<()> {
         {
             println!("note: {note}");
             notes.push(note);
+        }
+    }
+    if args.wants("runtime") {
+        match runtime_targets(&main_pair).await {
+            Ok(rts) => suites::runtime::run(&args, &rts, &mut results).await?,
+            Err(note) => {
+                println!("note: {note}");
+                notes.push(note);
+            }
         }
     }
     drop(main_pair);

@@ -10,8 +10,12 @@ use anyhow::{Context, bail};
 /// A server process that is stopped (SIGTERM, then SIGKILL) and cleaned up on drop.
 pub struct Server {
     pub socket: PathBuf,
+    /// strata-proxy's runtime socket (containerd's own services); containerd serves them on
+    /// `socket`.
+    pub runtime_socket: Option<PathBuf>,
+    /// The server's root directory (what it was started on).
+    pub root: PathBuf,
     child: Child,
-    root: PathBuf,
 }
 
 impl Drop for Server {
@@ -65,13 +69,14 @@ fn wait_for_socket(socket: &Path, child: &mut Child, what: &str) -> anyhow::Resu
 /// Starts strata-proxy (found next to this binary unless given) on `root`.
 pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
     let socket = root.join("strata.sock");
+    let runtime_socket = root.join("runtime.sock");
     let mut child = Command::new(binary)
         .arg("--root")
         .arg(root.join("root"))
         .arg("--address")
         .arg(&socket)
         .arg("--runtime-address")
-        .arg(root.join("runtime.sock"))
+        .arg(&runtime_socket)
         .arg("--log-level")
         .arg("warn")
         .stdout(Stdio::null())
@@ -79,8 +84,10 @@ pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     wait_for_socket(&socket, &mut child, "strata-proxy")?;
+    wait_for_socket(&runtime_socket, &mut child, "strata-proxy (runtime socket)")?;
     Ok(Server {
         socket,
+        runtime_socket: Some(runtime_socket),
         child,
         root: root.to_path_buf(),
     })
@@ -112,6 +119,7 @@ pub fn start_containerd(root: &Path) -> anyhow::Result<Server> {
     wait_for_socket(&socket, &mut child, "containerd")?;
     Ok(Server {
         socket,
+        runtime_socket: None,
         child,
         root: root.to_path_buf(),
     })

@@ -133,25 +133,73 @@ pub async fn interleave_multi<'t, F>(
     targets: &'t [Target],
     warmup: usize,
     rounds: usize,
-    mut once: F,
+    once: F,
 ) -> anyhow::Result<Vec<Samples>>
 where
     F: FnMut(&'t Target, usize) -> BoxFuture<'t, anyhow::Result<Vec<f64>>>,
 {
+    run_rounds(targets, warmup, rounds, false, once).await
+}
+
+/// A server under test as the round runners see it: its name keys the samples.
+pub trait Named {
+    fn name(&self) -> &'static str;
+}
+
+impl Named for Target {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// Like [`interleave_multi`], but the order of the targets alternates: even rounds (counting
+/// the warm-up) run them in the given order, odd rounds in reverse. For workloads where going
+/// second could help or hurt (a GC pass right after the other server's heavy set-up).
+pub async fn alternate_multi<'t, T: Named, F>(
+    targets: &'t [T],
+    warmup: usize,
+    rounds: usize,
+    once: F,
+) -> anyhow::Result<Vec<Samples>>
+where
+    F: FnMut(&'t T, usize) -> BoxFuture<'t, anyhow::Result<Vec<f64>>>,
+{
+    run_rounds(targets, warmup, rounds, true, once).await
+}
+
+async fn run_rounds<'t, T: Named, F>(
+    targets: &'t [T],
+    warmup: usize,
+    rounds: usize,
+    alternate: bool,
+    mut once: F,
+) -> anyhow::Result<Vec<Samples>>
+where
+    F: FnMut(&'t T, usize) -> BoxFuture<'t, anyhow::Result<Vec<f64>>>,
+{
     let mut out: Vec<Samples> = Vec::new();
     for round in 0..warmup + rounds {
-        for t in targets {
+        for t in round_order(targets, round, alternate) {
             let values = once(t, round).await?;
             if round < warmup {
                 continue;
             }
             out.resize_with(out.len().max(values.len()), Samples::new);
             for (series, v) in out.iter_mut().zip(values) {
-                series.entry(t.name.to_string()).or_default().push(v);
+                series.entry(t.name().to_string()).or_default().push(v);
             }
         }
     }
     Ok(out)
+}
+
+/// The targets in the order round `round` runs them.
+fn round_order<T>(targets: &[T], round: usize, alternate: bool) -> Vec<&T> {
+    if alternate && round % 2 == 1 {
+        targets.iter().rev().collect()
+    } else {
+        targets.iter().collect()
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +232,15 @@ mod tests {
         assert_eq!(two(5.0, 10.0, false).ratio(), Some(2.0));
         assert_eq!(two(20.0, 10.0, false).ratio(), Some(0.5));
         assert_eq!(two(0.0, 10.0, false).ratio(), None);
+    }
+
+    #[test]
+    fn alternating_order_flips_every_other_round() {
+        let t = ["strata", "containerd"];
+        assert_eq!(round_order(&t, 0, true), [&"strata", &"containerd"]);
+        assert_eq!(round_order(&t, 1, true), [&"containerd", &"strata"]);
+        assert_eq!(round_order(&t, 2, true), [&"strata", &"containerd"]);
+        assert_eq!(round_order(&t, 1, false), [&"strata", &"containerd"]);
     }
 
     #[test]

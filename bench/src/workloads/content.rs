@@ -1,15 +1,18 @@
 //! Content workloads: 1 GiB ingest and read, many 4 KiB blobs, random 64 KiB reads.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest as _, Sha256};
+use strata_proxy::api::content::content_client::ContentClient;
 use strata_proxy::api::content::{
     DeleteContentRequest, ReadContentRequest, WriteAction, WriteContentRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 
 use crate::client::Target;
 
@@ -29,13 +32,38 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-fn gc_root() -> std::collections::HashMap<String, String> {
+/// The request stream of one Write call.
+pub type WriteStream = ReceiverStream<WriteContentRequest>;
+
+fn gc_root() -> HashMap<String, String> {
     [("containerd.io/gc.root".to_string(), "bench".to_string())].into()
 }
 
 /// Writes one blob the way containerd's client does: STAT, WRITE per chunk (each answered
-/// before the next is sent), COMMIT with size and expected digest.
+/// before the next is sent), COMMIT with size and expected digest (labelled `gc.root`).
 pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> anyhow::Result<()> {
+    ingest_as(
+        t.name,
+        t.content.clone(),
+        |s| t.req(s),
+        reference,
+        data,
+        digest,
+        gc_root(),
+    )
+    .await
+}
+
+/// [`ingest`] with any client, request headers (`wrap`) and commit labels.
+pub async fn ingest_as(
+    who: &str,
+    mut client: ContentClient<Channel>,
+    wrap: impl FnOnce(WriteStream) -> tonic::Request<WriteStream>,
+    reference: &str,
+    data: &[u8],
+    digest: &str,
+    labels: HashMap<String, String>,
+) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(2);
     tx.send(WriteContentRequest {
         action: WriteAction::Stat as i32,
@@ -45,11 +73,10 @@ pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> a
         ..Default::default()
     })
     .await?;
-    let mut client = t.content.clone();
     let mut replies = client
-        .write(t.req(ReceiverStream::new(rx)))
+        .write(wrap(ReceiverStream::new(rx)))
         .await
-        .with_context(|| format!("{}: write {reference}", t.name))?
+        .with_context(|| format!("{who}: write {reference}"))?
         .into_inner();
     replies.message().await?;
     for (i, chunk) in data.chunks(CHUNK).enumerate() {
@@ -67,7 +94,7 @@ pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> a
         offset: data.len() as i64,
         total: data.len() as i64,
         expected: digest.to_string(),
-        labels: gc_root(),
+        labels,
         ..Default::default()
     })
     .await?;
@@ -76,11 +103,7 @@ pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> a
     drop(tx);
     while replies.message().await?.is_some() {}
     if reply.digest != digest {
-        bail!(
-            "{}: committed {} but expected {digest}",
-            t.name,
-            reply.digest
-        );
+        bail!("{who}: committed {} but expected {digest}", reply.digest);
     }
     Ok(())
 }

@@ -4,5 +4,6 @@ pub mod content;
 pub mod mixed;
 pub mod mount;
 pub mod parent;
+pub mod runtime;
 pub mod snapshots;
 pub mod suites;

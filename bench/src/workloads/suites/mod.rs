@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod mixed;
+pub mod runtime;
 pub mod snapshots;
 
 /// What each side syncs before answering, printed with every report.
