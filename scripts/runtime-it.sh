@@ -177,8 +177,10 @@ eval "$(image_facts)" || die "image facts" "cannot read $WORK/layout"
 read -r -a LAYER_LIST <<<"$LAYERS"
 log "  manifest $MANIFEST config $CONFIG layers $LAYERS"
 
+# Layers may not create devices here and stop at 64 MiB (the hostile corpus checks both).
+printf '[unpack]\nallow_devices = false\nmax_layer_bytes = 67108864\n' >"$WORK/strata.toml"
 setsid "$STRATA_PROXY" --root "$SROOT" --address "$PSOCK" --runtime-address "$RSOCK" \
-    >"$LOGS/strata.log" 2>&1 &
+    --config "$WORK/strata.toml" >"$LOGS/strata.log" 2>&1 &
 strata_pid=$!
 wait_socket "$RSOCK" 30 || die "start strata-proxy" "no $RSOCK (see $LOGS/strata.log)"
 check "socket mode 0660" test "$(stat -c %a "$RSOCK")" = 660
@@ -278,6 +280,56 @@ expect "containers info shows labels" '"stage": "test"' rt -n it-b containers in
 expect "the container's snapshot has the image's parent" '^c1 +'"${CHAINS##* }"' +Active' \
     rt -n it-b snapshots --snapshotter strata-overlay ls
 
+# Pull and import with unpack (the Diff service applies each layer), on every backend.
+TOP=${CHAINS##* }
+for sn in "${BACKENDS[@]}"; do
+    check "$sn: images pull --plain-http (with unpack)" \
+        rt -n it-u images pull --plain-http --snapshotter "$sn" "$REG/it/img:1"
+    expect "$sn: the top layer is unpacked" "^$TOP " rt -n it-u snapshots --snapshotter "$sn" ls
+    check "$sn: images mount" rt -n it-u images mount --snapshotter "$sn" "$REG/it/img:1" "$MNT"
+    check "$sn: the mounted tree has both layers" \
+        sh -c "grep -q 'hello from layer 2' '$MNT/hello' && test -x '$MNT/bin/busybox'"
+    check "$sn: busybox runs from the mounted tree" chroot "$MNT" /bin/busybox true
+    check "$sn: images unmount --rm" rt -n it-u images unmount --rm "$MNT"
+done
+check "images import (with unpack)" rt -n it-v images import --base-name it/imp "$WORK/img-oci.tar"
+expect "import unpacked the top layer" "^$TOP " rt -n it-v snapshots ls
+
+# A changed rootfs becomes a layer (Diff.Diff), a new image is pushed and pulled back elsewhere.
+check "prepare a rootfs on the image" rt -n it-u snapshots prepare changed "$TOP"
+check "change it through its mounts" sh -c "ctr -a '$RSOCK' -n it-u snapshots mounts '$MNT' changed | sh &&
+    echo added >'$MNT/added' && rm '$MNT/hello' && umount '$MNT'"
+check "snapshots diff --keep (Diff.Diff)" \
+    sh -c "ctr -a '$RSOCK' -n it-u snapshots diff --keep changed >'$WORK/diff.tar.gz'"
+check "the diff holds the change and a whiteout" \
+    sh -c "gunzip -c '$WORK/diff.tar.gz' >'$WORK/diff.tar' && tar -tf '$WORK/diff.tar' | grep -qx added &&
+    tar -tf '$WORK/diff.tar' | grep -qx .wh.hello && ! tar -tf '$WORK/diff.tar' | grep -q busybox"
+DIFF_DIGEST=sha256:$(sha256sum "$WORK/diff.tar.gz" | cut -d' ' -f1)
+expect "the diff blob is labelled with its diff ID" \
+    "^$DIFF_DIGEST.*containerd.io/uncompressed=sha256:$(sha256sum "$WORK/diff.tar" | cut -d' ' -f1)" \
+    rt -n it-u content ls
+check "snapshots commit" rt -n it-u snapshots commit changed-layer changed
+check "build the changed image (umoci raw add-layer)" sh -c "cp -a '$WORK/layout' '$WORK/layout2' &&
+    umoci raw add-layer --image '$WORK/layout2:1' --tag 2 '$WORK/diff.tar' &&
+    tar -C '$WORK/layout2' -cf '$WORK/img2.tar' ."
+check "import it" rt -n it-u images import --no-unpack --base-name it/changed "$WORK/img2.tar"
+check "images push --plain-http" rt -n it-u images push --plain-http "$REG/it/changed:2" it/changed:2
+check "pull it back in another namespace" rt -n it-w images pull --plain-http "$REG/it/changed:2"
+check "mount the pulled image" rt -n it-w images mount "$REG/it/changed:2" "$MNT"
+check "the pulled tree has the change" \
+    sh -c "test -f '$MNT/added' && ! test -e '$MNT/hello' && test -x '$MNT/bin/busybox'"
+check "unmount" rt -n it-w images unmount --rm "$MNT"
+# What ctr marked gc.root (the kept diff, the snapshot committed by hand) goes by hand.
+check "remove the kept diff and the committed snapshot" \
+    sh -c "ctr -a '$RSOCK' -n it-u content rm '$DIFF_DIGEST' && ctr -a '$RSOCK' -n it-u snapshots rm changed-layer"
+for ns in it-u it-v it-w; do
+    check "$ns: images rm --sync" sh -c "ctr -a '$RSOCK' -n $ns images rm --sync \$(ctr -a '$RSOCK' -n $ns images ls -q)"
+    for sn in "${BACKENDS[@]}"; do
+        absent "$ns: $sn: no snapshot left" '^[^K]' rt -n "$ns" snapshots --snapshotter "$sn" ls
+    done
+    absent "$ns: no blob left" 'sha256:' rt -n "$ns" content ls
+done
+
 # Garbage collection.
 check "content rm" rt -n it-a content rm "${LAYER_LIST[0]}"
 absent "content rm: gone" "^${LAYER_LIST[0]}" rt -n it-a content ls
@@ -315,6 +367,26 @@ check "runtime re-imports (bytes shared with the proxy view)" \
 check "proxy content rm" px content rm "${LAYER_LIST[0]}"
 check "the runtime still reads the layer after the proxy's delete" \
     sh -c "ctr -a '$RSOCK' -n it-c content get ${LAYER_LIST[0]} | cmp - '$WORK/layout/blobs/sha256/${LAYER_LIST[0]#sha256:}'"
+
+# Hostile layers (archive/tests/hostile) through `ctr images import`: each fails cleanly,
+# leaves no snapshot, and nothing outside the snapshots changes.
+mkdir -p "$WORK/sentinel" && echo untouched >"$WORK/sentinel/file"
+if ! cases=$(python3 "$repo/integration/hostile_images.py" "$repo/archive/tests/hostile" "$WORK/hostile"); then
+    fail "hostile images" "hostile_images.py failed"
+    cases=''
+fi
+n_hostile=0
+while IFS=$'\t' read -r case expected; do
+    [[ -n $case ]] || continue
+    n_hostile=$((n_hostile + 1))
+    pat='invalid layer'
+    [[ $expected == limit ]] && pat='layer limit exceeded'
+    refuse "hostile $case: import fails" "$pat" rt -n it-h images import --base-name "hostile/$case" "$WORK/hostile/$case.tar"
+done <<<"$cases"
+check "hostile corpus has at least 20 cases ($n_hostile)" test "$n_hostile" -ge 20
+absent "hostile: no snapshot left behind" '^[^K]' rt -n it-h snapshots ls
+check "hostile: the sentinel is untouched" sh -c "test \"\$(cat '$WORK/sentinel/file')\" = untouched && test \$(ls -A '$WORK/sentinel' | wc -l) = 1"
+check "hostile: nothing escaped" sh -c "! test -e /escaped && ! test -e /tmp/escaped && ! test -e '$WORK/escaped' && ! test -e '$SROOT/escaped'"
 
 # Events seen by `ctr events` while all of the above ran.
 sleep 0.5
