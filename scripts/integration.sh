@@ -403,6 +403,51 @@ for b in "${BACKENDS[@]}"; do
     done
 done
 
+# The runtime socket: strata-proxy's own containerd APIs, with no containerd in between (its
+# Diff service unpacks). The same image imported there and shown by `ctr images mount` must be
+# the tree containerd 1.6 itself makes with its overlayfs snapshotter, entry by entry.
+RSOCK=$(dirname "$SSOCK")/runtime.sock
+rt_() { timeout 300 ctr -a "$RSOCK" -n "$NS" "$@"; }
+runtime_round() { # backend compression
+    local b=$1 c=$2 tag="runtime-socket $1/$2" image="$IMG:$2" s=$SECONDS out
+    local da=$WORK/mnt/rt db=$WORK/mnt/ref kb=rt-ref-$2 rc=0
+    mkdir -p "$da" "$db"
+    if ! out=$(ctr_ image import --base-name "$IMG" --snapshotter overlayfs "$WORK/img/$c.tar" 2>&1) ||
+        ! ctr_ snapshots --snapshotter overlayfs prepare "$kb" "$CHAIN_ID" >/dev/null ||
+        ! mount_snapshot overlayfs "$kb" "$db"; then
+        fail "$tag" "reference (containerd + overlayfs) not available: $out"
+        rc=1
+    elif ! out=$(rt_ images import --base-name "$IMG" --snapshotter "$b" "$WORK/img/$c.tar" 2>&1); then
+        fail "$tag" "import on the runtime socket: $out"
+        rc=1
+    elif ! out=$(rt_ images mount --snapshotter "$b" "$image" "$da" 2>&1); then
+        fail "$tag" "ctr images mount: $out"
+        rc=1
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
+        --label-a "$b(runtime)" --label-b overlayfs "$da" "$db" 2>&1); then
+        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
+        rc=1
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+        pass "$tag == containerd's overlayfs" "$s"
+    fi
+    rt_ images unmount --rm "$da" >/dev/null 2>&1
+    umount "$db" 2>/dev/null
+    ctr_ snapshots --snapshotter overlayfs rm "$kb" >/dev/null 2>&1
+    ctr_ image rm --sync "$image" >/dev/null 2>&1
+    if out=$(rt_ images rm --sync "$image" 2>&1) && [[ -z $(rt_ content ls -q) ]] &&
+        [[ -z $(rt_ snapshots --snapshotter "$b" ls | tail -n +2) ]]; then
+        [[ $rc -eq 0 ]] && pass "$tag: images rm --sync leaves nothing"
+    else
+        fail "$tag: images rm --sync" "left: $out $(rt_ content ls -q) $(rt_ snapshots --snapshotter "$b" ls)"
+    fi
+}
+for b in "${BACKENDS[@]}"; do
+    for c in "${COMPRESSIONS[@]}"; do
+        runtime_round "$b" "$c"
+    done
+done
+
 if bad=$(grep -aE '\b(ERROR|WARN)\b|panicked' "$LOGS/strata.log" | grep -av 'backend disabled'); then
     fail "strata-proxy log clean" "warnings/errors in $LOGS/strata.log:"$'\n'"$(head -20 <<<"$bad")"
 else
