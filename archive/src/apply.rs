@@ -7,11 +7,10 @@
 //! snapshotter makes the whole snapshot durable at Commit.
 
 use std::collections::HashSet;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use crate::compression::decoder;
 use crate::error::from_stream;
 use crate::hash::{Hashing, Stream};
 use crate::meta::Meta;
@@ -69,27 +68,24 @@ pub struct Applied {
     pub entries: u64,
 }
 
-/// Applies the layer in `src` (tar, gzip or zstd; detected) to the tree at `root`.
-pub fn apply<R: Read>(src: R, root: &Path, opts: &Options) -> Result<Applied> {
+/// Applies the layer in `src` (tar, gzip or zstd; detected) to the tree at `root`. Reading and
+/// decompressing run on threads of their own ([`crate::pipeline`]).
+pub fn apply<R: Read + Send>(src: R, root: &Path, opts: &Options) -> Result<Applied> {
+    let mut applier = Applier::new(root, opts)?;
     let mut compressed = Hashing::new(src, u64::MAX, "compressed layer");
-    let entries = {
-        let buffered = BufReader::with_capacity(1 << 20, &mut compressed);
-        let inner = decoder(buffered).map_err(|e| from_stream("reading the layer", e))?;
+    let (entries, uncompressed) = std::thread::scope(|s| -> Result<_> {
+        let inner = crate::pipeline::decompressed(s, &mut compressed);
         let mut tar = Hashing::new(inner, opts.max_bytes, "uncompressed layer");
-        let mut applier = Applier::new(root, opts)?;
         let n = applier.all(&mut tar)?;
         tar.drain()
             .map_err(|e| from_stream("reading past the tar", e))?;
-        applier.finish()?;
-        (n, tar.finish())
-    };
-    compressed
-        .drain()
-        .map_err(|e| from_stream("reading the layer", e))?;
+        Ok((n, tar.finish()))
+    })?;
+    applier.finish()?;
     Ok(Applied {
         compressed: compressed.finish(),
-        uncompressed: entries.1,
-        entries: entries.0,
+        uncompressed,
+        entries,
     })
 }
 

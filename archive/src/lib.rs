@@ -31,6 +31,7 @@ mod error;
 mod hash;
 mod meta;
 pub mod name;
+mod pipeline;
 mod sys;
 pub mod tree;
 mod whiteout;
