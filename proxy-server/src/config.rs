@@ -59,6 +59,26 @@ pub struct FileConfig {
     pub default_snapshotter: Option<String>,
     pub gc: Option<GcFile>,
     pub unpack: Option<UnpackFile>,
+    pub offload: Option<OffloadFile>,
+}
+
+/// The `[offload]` table: unpacking for a stock containerd's remote-snapshotter Prepares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffloadFile {
+    pub enabled: Option<bool>,
+    /// Registries (`host:port`) layer blobs may be fetched from over plain HTTP.
+    pub insecure_registries: Option<Vec<String>>,
+}
+
+impl OffloadFile {
+    fn resolve(self) -> crate::offload::OffloadConfig {
+        let d = crate::offload::OffloadConfig::default();
+        crate::offload::OffloadConfig {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            insecure_registries: self.insecure_registries.unwrap_or(d.insecure_registries),
+        }
+    }
 }
 
 /// The `[unpack]` table: limits of layer application (the runtime's Diff service).
@@ -124,6 +144,7 @@ pub struct Config {
     pub default_snapshotter: String,
     pub gc: strata_runtime::GcConfig,
     pub unpack: strata_runtime::UnpackConfig,
+    pub offload: crate::offload::OffloadConfig,
 }
 
 impl FileConfig {
@@ -166,6 +187,7 @@ impl Config {
                 .unwrap_or_else(|| "strata-overlay".into()),
             gc: file.gc.unwrap_or_default().resolve(),
             unpack: file.unpack.unwrap_or_default().resolve(),
+            offload: file.offload.unwrap_or_default().resolve(),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod content_api;
 pub mod content_service;
 pub mod errors;
 pub mod metrics;
+pub mod offload;
 pub mod rootlock;
 pub mod runtime;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::api::snapshots::snapshots_server::SnapshotsServer;
 use crate::config::Config;
 use crate::content_api::ProxyContent;
 use crate::content_service::ContentService;
+use crate::offload::Offload;
 use crate::rootlock::RootLock;
 use crate::snapshots_api::{Disabled, ProxySnapshots};
 use crate::snapshots_service::SnapshotsService;
@@ -161,13 +162,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )))
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
-    let snapshots = SnapshotsServer::new(SnapshotsService::new(ProxySnapshots::new(
+    let mut proxy_snapshots = ProxySnapshots::new(
         stores.backends.clone(),
         stores.disabled.clone(),
         &config.default_snapshotter,
-    )))
-    .max_decoding_message_size(MAX_MESSAGE)
-    .max_encoding_message_size(MAX_MESSAGE);
+    );
+    if config.offload.enabled {
+        let scratch = config.root.join("tmp");
+        let off = Offload::new(
+            stores.content.clone(),
+            &config.offload,
+            scratch,
+            config.unpack.clone(),
+        );
+        proxy_snapshots = proxy_snapshots.with_offload(off);
+    }
+    let snapshots = SnapshotsServer::new(SnapshotsService::new(proxy_snapshots))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let runtime_routes = crate::runtime::routes(&runtime, &config.root).await?;
     tracing::info!(
         root = %config.root.display(),

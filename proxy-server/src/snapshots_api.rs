@@ -12,6 +12,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use crate::errors;
+use crate::offload::{Offload, SNAPSHOT_REF};
 
 /// A backend that is configured but could not start, with the reason.
 pub type Disabled = BTreeMap<String, String>;
@@ -74,6 +75,7 @@ pub struct ProxySnapshots {
     backends: Arc<BTreeMap<String, Arc<dyn Snapshotter>>>,
     disabled: Arc<Disabled>,
     default: String,
+    offload: Option<Offload>,
 }
 
 impl ProxySnapshots {
@@ -87,7 +89,14 @@ impl ProxySnapshots {
             backends: Arc::new(backends),
             disabled: Arc::new(disabled),
             default: default.to_string(),
+            offload: None,
         }
+    }
+
+    /// Serves containerd's remote-snapshotter Prepares with Strata's own unpack.
+    pub fn with_offload(mut self, offload: Offload) -> Self {
+        self.offload = Some(offload);
+        self
     }
 
     fn backend(&self, name: &str) -> Result<&Arc<dyn Snapshotter>, Status> {
@@ -124,6 +133,21 @@ impl SnapshotsApi for ProxySnapshots {
         labels: Labels,
     ) -> Result<Vec<Mount>, Status> {
         let b = self.backend(sn)?;
+        if let Some(off) = &self.offload
+            && let Some(target) = labels.get(SNAPSHOT_REF)
+        {
+            match off.serve(b, parent, &labels).await {
+                Ok(true) => {
+                    return Err(Status::already_exists(format!(
+                        "target snapshot {target:?}: already exists"
+                    )));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target, error = %e, "unpack offload failed; containerd unpacks")
+                }
+            }
+        }
         let res = b.prepare(PROXY_VIEW, key, parent, labels).await;
         res.map_err(errors::snapshot)
     }

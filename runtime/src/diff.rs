@@ -160,6 +160,25 @@ fn tempdir_in(dir: &Path) -> Result<PathBuf> {
     Err(Error::Internal("cannot create a scratch directory".into()))
 }
 
+/// Applies the layer stream `src` to the tree `mounts` describe (see the module docs), within
+/// the limits of `cfg`; temporary mounts go under `scratch`. The caller checks the digests.
+pub fn apply_to_mounts<R: std::io::Read + Send>(
+    src: R,
+    mounts: &[Mount],
+    scratch: &Path,
+    cfg: &UnpackConfig,
+) -> Result<strata_archive::Applied> {
+    let target = writable_target(mounts, scratch)?;
+    let opts = Options {
+        whiteouts: target.whiteouts.clone(),
+        lower: target.lower.clone(),
+        allow_devices: cfg.allow_devices,
+        max_bytes: cfg.max_layer_bytes,
+        max_entries: cfg.max_layer_entries,
+    };
+    Ok(strata_archive::apply(src, &target.root, &opts)?)
+}
+
 /// The Diff service of the runtime.
 pub struct NsDiff {
     rt: Runtime,
@@ -177,16 +196,12 @@ impl NsDiff {
         let digest =
             Digest::parse(&desc.digest).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let blob = self.rt.content().reader(ctx, &digest)?;
-        let target = writable_target(mounts, &self.rt.scratch())?;
-        let u = self.rt.unpack_config();
-        let opts = Options {
-            whiteouts: target.whiteouts.clone(),
-            lower: target.lower.clone(),
-            allow_devices: u.allow_devices,
-            max_bytes: u.max_layer_bytes,
-            max_entries: u.max_layer_entries,
-        };
-        let applied = strata_archive::apply(blob.stream(), &target.root, &opts)?;
+        let applied = apply_to_mounts(
+            blob.stream(),
+            mounts,
+            &self.rt.scratch(),
+            self.rt.unpack_config(),
+        )?;
         if applied.compressed.digest != desc.digest {
             return Err(Error::FailedPrecondition(format!(
                 "layer {} read as {}: content does not match its digest",
