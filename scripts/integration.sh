@@ -27,7 +27,7 @@
 set -uo pipefail
 
 # Debian packages this script needs (installed if missing).
-PACKAGES=(containerd runc umoci skopeo busybox-static attr python3 golang-go
+PACKAGES=(containerd runc umoci skopeo busybox-static attr python3 golang-go docker-registry curl
     golang-github-containerd-containerd-dev util-linux)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,7 +39,7 @@ NS=strata-it
 IMG=strata-it/img
 COMPRESSIONS=(gzip zstd)
 
-passed=0 failed=0 strata_pid='' ctd_pid='' t0=$SECONDS START_EPOCH=$(date +%s)
+passed=0 failed=0 strata_pid='' ctd_pid='' reg_pid='' t0=$SECONDS START_EPOCH=$(date +%s)
 
 log() { printf '%s\n' "$*" >&2; }
 pass() { passed=$((passed + 1)); printf 'PASS %s (%ss)\n' "$1" "$(($SECONDS - ${2:-$SECONDS}))"; }
@@ -100,6 +100,7 @@ cleanup() {
         done
     fi
     stop_pid "$ctd_pid" 15
+    stop_pid "${reg_pid:-}" 5
     # Shims outlive containerd: end the ones started for this daemon (by their pid).
     for pid in $(pgrep -f -- "-address $CSOCK" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
     unmount_under "$WORK"
@@ -118,9 +119,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- daemons ---------------------------------------------------------------------
+# A free port for the loopback registry (another registry on a fixed port would serve other images).
+REG_PORT=${STRATA_IT_REG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+REG=127.0.0.1:$REG_PORT
 start_strata() {
+    # The unpack offload may fetch layers from the loopback registry below over plain HTTP.
+    printf '[offload]\ninsecure_registries = ["%s"]\n' "$REG" >"$WORK/strata.toml"
     # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
-    setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" \
+    setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" --config "$WORK/strata.toml" \
         --runtime-address "$(dirname "$SSOCK")/runtime.sock" ${STRATA_PROXY_ARGS:-} \
         >>"$LOGS/strata.log" 2>&1 &
     strata_pid=$!
@@ -447,6 +453,77 @@ for b in "${BACKENDS[@]}"; do
         runtime_round "$b" "$c"
     done
 done
+
+# The unpack offload: containerd's Go client pulls as its CRI plugin does for kubelet
+# (integration/cri-pull), Strata applies every layer itself (streamed from the registry) and
+# answers the remote-snapshotter protocol. The result must be containerd's overlayfs tree, and
+# the snapshots must be Strata's (committed under the bare chain ID, not containerd's key).
+cri_round() { # backend compression
+    local b=$1 c=$2 tag="cri-pull offload $1/$2" ns=cri-$1-$2 s=$SECONDS out
+    local da=$WORK/mnt/cri db=$WORK/mnt/criref rc=0
+    mkdir -p "$da" "$db"
+    if ! out=$("$WORK/bin/cri-pull" -a "$CSOCK" -n "$ns" -snapshotter "$b" -plain-http "$REG/it/img:$c" 2>&1); then
+        fail "$tag" "pull: $out"
+        return
+    fi
+    log "  $out"
+    if ! strata_ls -snapshotter "$b" | grep -q "^snapshot $b Committed $CHAIN_ID "; then
+        fail "$tag" "the top layer was not unpacked by strata (no committed $CHAIN_ID in $b): $(strata_ls -snapshotter "$b" | grep snapshot)"
+        rc=1
+    elif ! ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter "$b" prepare cri-cmp "$CHAIN_ID" >/dev/null ||
+        ! ctr -a "$CSOCK" -n "$ns" image pull --plain-http --snapshotter overlayfs "$REG/it/img:$c" >/dev/null ||
+        ! ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter overlayfs prepare cri-ref "$CHAIN_ID" >/dev/null; then
+        fail "$tag" "preparing the comparison snapshots failed"
+        rc=1
+    elif ! NS=$ns mount_snapshot "$b" cri-cmp "$da" || ! NS=$ns mount_snapshot overlayfs cri-ref "$db"; then
+        fail "$tag" "mounting failed"
+        rc=1
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
+        --label-a "$b(offload)" --label-b overlayfs "$da" "$db" 2>&1); then
+        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
+        rc=1
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+        pass "$tag == containerd's overlayfs" "$s"
+    fi
+    umount "$da" 2>/dev/null
+    umount "$db" 2>/dev/null
+    ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter "$b" rm cri-cmp >/dev/null 2>&1
+    ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter overlayfs rm cri-ref >/dev/null 2>&1
+    ctr -a "$CSOCK" -n "$ns" image rm --sync "$REG/it/img:$c" >/dev/null 2>&1
+    if [[ $rc -eq 0 ]]; then
+        if left=$(wait_strata_empty 30); then
+            pass "$tag: image rm + containerd's GC leave nothing in strata"
+        else
+            fail "$tag: GC" "strata still holds:"$'\n'"$left"
+        fi
+    fi
+}
+s=$SECONDS
+cat >"$WORK/reg.yml" <<YML
+version: 0.1
+storage: {filesystem: {rootdirectory: $WORK/registry}}
+http: {addr: $REG}
+log: {level: warn}
+YML
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+setsid docker-registry serve "$WORK/reg.yml" >>"$LOGS/registry.log" 2>&1 &
+reg_pid=$!
+if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
+    go build -o "$WORK/bin/cri-pull" .) >&2 &&
+    for ((i = 0; i < 50; i++)); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done &&
+    kill -0 "$reg_pid" 2>/dev/null &&
+    skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/img/layout:gzip" "docker://$REG/it/img:gzip" >&2 &&
+    skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/img/layout-zstd:zstd" "docker://$REG/it/img:zstd" >&2; then
+    pass "registry with the test images, cri-pull built" "$s"
+    for b in "${BACKENDS[@]}"; do
+        for c in "${COMPRESSIONS[@]}"; do
+            cri_round "$b" "$c"
+        done
+    done
+else
+    fail "registry for the offload test" "see $LOGS/registry.log"
+fi
 
 if bad=$(grep -aE '\b(ERROR|WARN)\b|panicked' "$LOGS/strata.log" | grep -av 'backend disabled'); then
     fail "strata-proxy log clean" "warnings/errors in $LOGS/strata.log:"$'\n'"$(head -20 <<<"$bad")"

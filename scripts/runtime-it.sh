@@ -14,7 +14,7 @@
 # Environment:
 #   STRATA_PROXY      daemon binary (default /var/tmp/strata-target/debug/strata-proxy)
 #   STRATA_BTRFS_ROOT a directory on btrfs: strata's root is put there so strata-btrfs runs too
-#   STRATA_RT_PORT    registry port on 127.0.0.1 (default 5577)
+#   STRATA_RT_PORT    registry port on 127.0.0.1 (default: a free one)
 #   STRATA_IT_LOGS    where logs are kept (default /var/tmp/strata-rt-logs)
 # Output: PASS/FAIL/SKIP lines, then exactly `N passed, N failed`; exit 1 on any failure.
 set -uo pipefail
@@ -24,7 +24,7 @@ PACKAGES=(runc containerd docker-registry skopeo umoci busybox-static python3 go
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STRATA_PROXY=${STRATA_PROXY:-/var/tmp/strata-target/debug/strata-proxy}
-PORT=${STRATA_RT_PORT:-5577}
+PORT=${STRATA_RT_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 REG=127.0.0.1:$PORT
 LOGS=${STRATA_IT_LOGS:-/var/tmp/strata-rt-logs}
 passed=0 failed=0 strata_pid='' reg_pid='' events_pid=''
@@ -171,7 +171,7 @@ YML
 setsid docker-registry serve "$WORK/reg.yml" >"$LOGS/registry.log" 2>&1 &
 reg_pid=$!
 for ((i = 0; i < 50; i++)); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-check "docker-registry on $REG" curl -fs "http://$REG/v2/"
+check "docker-registry on $REG (ours)" sh -c "kill -0 $reg_pid && curl -fs http://$REG/v2/"
 check "build and push the test image (umoci, skopeo)" build_images
 eval "$(image_facts)" || die "image facts" "cannot read $WORK/layout"
 read -r -a LAYER_LIST <<<"$LAYERS"

@@ -81,6 +81,47 @@ pub(crate) fn status_to_proto(s: strata_content::Status) -> crate::api::content:
     }
 }
 
+/// A Read's blob: its one message, or the reader and range to stream.
+enum Opened {
+    Nothing,
+    One(ReadContentResponse),
+    Many(strata_content::BlobReader, u64, u64),
+}
+
+/// The byte range `[start, end)` a Read of `size`-byte blob asks for (containerd: a negative
+/// offset is 0, a size of 0 or past the end reads to the end; an offset past it is OutOfRange).
+fn read_range(size: u64, offset: i64, len: i64) -> Result<(u64, u64), Status> {
+    let start = offset.max(0) as u64;
+    if start > size {
+        return Err(Status::out_of_range(format!(
+            "read past object length {size} bytes"
+        )));
+    }
+    let end = if len <= 0 || start.saturating_add(len as u64) > size {
+        size
+    } else {
+        start + len as u64
+    };
+    Ok((start, end))
+}
+
+/// One Read message: bytes `[pos, end)` of the blob, its offset relative to the read's start.
+fn read_message(
+    reader: &strata_content::BlobReader,
+    start: u64,
+    pos: u64,
+    end: u64,
+) -> Result<ReadContentResponse, Status> {
+    let mut buf = vec![0u8; (end - pos) as usize];
+    let got = reader.read_at(pos, &mut buf).map_err(errors::content)?;
+    buf.truncate(got);
+    crate::metrics::add_read(got);
+    Ok(ReadContentResponse {
+        offset: (pos - start) as i64,
+        data: buf,
+    })
+}
+
 #[tonic::async_trait]
 impl<A: ContentApi> Content for ContentService<A> {
     async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
@@ -144,39 +185,37 @@ impl<A: ContentApi> Content for ContentService<A> {
     ) -> Result<Response<Self::ReadStream>, Status> {
         let d = parse_digest(&req.get_ref().digest)?;
         let (offset, len) = (req.get_ref().offset, req.get_ref().size);
-        let reader = self.blocking(&req, move |a, s| a.reader(s, &d)).await?;
-        let size = reader.size();
-        let start = offset.max(0) as u64;
-        if start > size {
-            return Err(Status::out_of_range(format!(
-                "read past object length {size} bytes"
-            )));
-        }
-        let end = if len <= 0 || start.saturating_add(len as u64) > size {
-            size
-        } else {
-            start + len as u64
+        // Open the blob, bound the range, and — for a range that fits one message, as
+        // containerd's 32 KiB reads do — read it, all in one blocking call.
+        let opened = self
+            .blocking(&req, move |a, s| {
+                let reader = a.reader(s, &d)?;
+                let (start, end) = read_range(reader.size(), offset, len)?;
+                if end == start {
+                    return Ok(Opened::Nothing);
+                }
+                if end - start <= READ_CHUNK as u64 {
+                    return read_message(&reader, start, start, end).map(Opened::One);
+                }
+                Ok(Opened::Many(reader, start, end))
+            })
+            .await?;
+        let (reader, start, end) = match opened {
+            Opened::Nothing => return Ok(Response::new(Box::pin(tokio_stream::empty()))),
+            Opened::One(msg) => {
+                return Ok(Response::new(Box::pin(tokio_stream::once(Ok(msg)))));
+            }
+            Opened::Many(r, start, end) => (r, start, end),
         };
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let mut pos = start;
             while pos < end {
-                let n = ((end - pos) as usize).min(READ_CHUNK);
-                let mut buf = vec![0u8; n];
-                let msg = reader
-                    .read_at(pos, &mut buf)
-                    .map_err(errors::content)
-                    .map(|got| {
-                        buf.truncate(got);
-                        ReadContentResponse {
-                            offset: (pos - start) as i64,
-                            data: buf,
-                        }
-                    });
+                let chunk_end = end.min(pos + READ_CHUNK as u64);
+                let msg = read_message(&reader, start, pos, chunk_end);
                 let stop = match &msg {
                     Ok(m) if !m.data.is_empty() => {
                         pos += m.data.len() as u64;
-                        crate::metrics::add_read(m.data.len());
                         false
                     }
                     _ => true,

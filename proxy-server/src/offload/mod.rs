@@ -95,9 +95,12 @@ impl Offload {
             return Ok(false);
         };
         if let Ok(info) = b.stat(PROXY_VIEW, target).await {
-            return Ok(info.kind == Kind::Committed && info.parent == parent);
+            let same = info.kind == Kind::Committed && info.parent == parent;
+            tracing::debug!(target, same, "offload: the target exists");
+            return Ok(same);
         }
         let Some((digest, source)) = self.locate(labels) else {
+            tracing::debug!(target, ?labels, "offload: no layer digest or source");
             return Ok(false);
         };
         let parent_chain = match parent {
@@ -109,9 +112,13 @@ impl Offload {
                 .and_then(|i| i.labels.get(SNAPSHOT_REF).cloned())
             {
                 Some(c) => c,
-                None => return Ok(false),
+                None => {
+                    tracing::debug!(target, parent = p, "offload: the parent has no chain ID");
+                    return Ok(false);
+                }
             },
         };
+        tracing::debug!(target, %digest, parent, "offload: applying");
         let key = format!("offload-{:016x} {target}", rand::random::<u64>());
         let mounts = b
             .prepare(PROXY_VIEW, &key, parent, Labels::new())

@@ -77,6 +77,8 @@ impl Runtime {
             for (key, res) in keys.iter().zip(results) {
                 match res {
                     Ok(()) => stats.snapshots += 1,
+                    // Removed by a client since the scan: nothing left to do.
+                    Err(strata_snapshotters::Error::NotFound(_)) => {}
                     Err(e) => tracing::warn!(snapshotter = sn, key, error = %e, "snapshot kept"),
                 }
             }
