@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/containerd/services/diff/v1/diff.proto",
         "proto/containerd/events/events.proto",
         "proto/containerd/events/image.proto",
+        "proto/containerd/events/task.proto",
+        "proto/containerd/services/tasks/v1/tasks.proto",
     ];
     tonic_prost_build::configure()
         .build_server(true)

@@ -12,6 +12,11 @@ pub mod containerd {
     pub mod types {
         tonic::include_proto!("containerd.types");
     }
+    pub mod v1 {
+        pub mod types {
+            tonic::include_proto!("containerd.v1.types");
+        }
+    }
     pub mod events {
         tonic::include_proto!("containerd.events");
     }
@@ -66,6 +71,11 @@ pub mod containerd {
                 tonic::include_proto!("containerd.services.diff.v1");
             }
         }
+        pub mod tasks {
+            pub mod v1 {
+                tonic::include_proto!("containerd.services.tasks.v1");
+            }
+        }
     }
 }
 
@@ -79,5 +89,7 @@ pub use containerd::services::introspection::v1 as introspection;
 pub use containerd::services::leases::v1 as leases;
 pub use containerd::services::namespaces::v1 as namespaces;
 pub use containerd::services::snapshots::v1 as snapshots;
+pub use containerd::services::tasks::v1 as tasks;
 pub use containerd::services::version::v1 as version;
 pub use containerd::types;
+pub use containerd::v1::types as task_types;

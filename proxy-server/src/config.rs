@@ -44,6 +44,20 @@ pub struct Args {
     /// Backend for requests with an empty snapshotter name [default: strata-overlay].
     #[arg(long)]
     pub default_snapshotter: Option<String>,
+    /// Task state (bundles, shim sockets, runc state): on a tmpfs, one per daemon
+    /// [default: /run/strata/state].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+/// `[tasks]`: what runs containers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksFile {
+    /// The runc binary [default: runc from PATH].
+    pub runc: Option<PathBuf>,
+    /// The strata-shim binary [default: the one beside strata-proxy].
+    pub shim: Option<PathBuf>,
 }
 
 /// The keys a config file may set.
@@ -60,6 +74,8 @@ pub struct FileConfig {
     pub gc: Option<GcFile>,
     pub unpack: Option<UnpackFile>,
     pub offload: Option<OffloadFile>,
+    pub state: Option<PathBuf>,
+    pub tasks: Option<TasksFile>,
 }
 
 /// The `[offload]` table: unpacking for a stock containerd's remote-snapshotter Prepares.
@@ -145,6 +161,7 @@ pub struct Config {
     pub gc: strata_runtime::GcConfig,
     pub unpack: strata_runtime::UnpackConfig,
     pub offload: crate::offload::OffloadConfig,
+    pub tasks: strata_runtime::TaskConfig,
 }
 
 impl FileConfig {
@@ -188,6 +205,15 @@ impl Config {
             gc: file.gc.unwrap_or_default().resolve(),
             unpack: file.unpack.unwrap_or_default().resolve(),
             offload: file.offload.unwrap_or_default().resolve(),
+            tasks: {
+                let defaults = strata_runtime::TaskConfig::default();
+                let t = file.tasks.unwrap_or_default();
+                strata_runtime::TaskConfig {
+                    state: args.state.or(file.state).unwrap_or(defaults.state),
+                    shim: t.shim.unwrap_or(defaults.shim),
+                    runc: t.runc.unwrap_or(defaults.runc),
+                }
+            },
         })
     }
 }

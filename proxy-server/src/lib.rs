@@ -17,4 +17,5 @@ pub mod runtime;
 pub mod server;
 pub mod snapshots_api;
 pub mod snapshots_service;
+pub mod stopping;
 pub mod write_stream;

@@ -22,8 +22,7 @@ fn init_logs(config: &Config) {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = match Config::resolve(Args::parse()) {
         Ok(c) => c,
         Err(e) => {
@@ -32,12 +31,23 @@ async fn main() -> std::process::ExitCode {
         }
     };
     init_logs(&config);
-    match strata_proxy::server::run(config).await {
+    let tokio = match tokio::runtime::Runtime::new() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("strata-proxy: starting tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = match tokio.block_on(strata_proxy::server::run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("strata-proxy: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Everything is flushed. Threads still blocked on a task's shim (an exit watcher, a Wait
+    // whose caller is gone) must not hold the exit: the shims live on and are found again.
+    tokio.shutdown_background();
+    code
 }

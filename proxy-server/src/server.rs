@@ -133,6 +133,7 @@ fn open_runtime(stores: &Stores, config: &Config) -> anyhow::Result<strata_runti
         gc: config.gc.clone(),
         unpack: config.unpack.clone(),
         scratch: config.root.join("tmp"),
+        tasks: config.tasks.clone(),
     };
     strata_runtime::Runtime::open(parts).context("opening the runtime")
 }
@@ -180,7 +181,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let snapshots = SnapshotsServer::new(SnapshotsService::new(proxy_snapshots))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let runtime_routes = crate::runtime::routes(&runtime, &config.root).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = crate::stopping::Stopping::new(stop_rx.clone());
+    let runtime_routes = crate::runtime::routes(&runtime, &config.root, stopping).await?;
     tracing::info!(
         root = %config.root.display(),
         address = %config.address.display(),
@@ -188,7 +191,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         backends = ?stores.backends.keys().collect::<Vec<_>>(),
         "serving"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

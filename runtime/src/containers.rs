@@ -232,6 +232,11 @@ impl Containers {
         if self.table.get::<Record>(&k)?.is_none() {
             return Err(not_found(id));
         }
+        if self.rt.task_manager().has(&ctx.namespace, id) {
+            return Err(Error::FailedPrecondition(format!(
+                "container {id:?} has a task: delete the task first"
+            )));
+        }
         self.table.delete(&k)?;
         self.rt.changed([], true);
         self.rt

@@ -84,6 +84,8 @@ pub enum Event {
     SnapshotRemove {
         key: String,
     },
+    /// A task's process changed (`/tasks/*`).
+    Task(crate::tasks::TaskEvent),
     /// Published by a client (Events.Publish/Forward): kept as it came.
     Opaque(AnyValue),
 }
@@ -106,6 +108,7 @@ impl Event {
             Event::SnapshotPrepare { .. } => "/snapshot/prepare",
             Event::SnapshotCommit { .. } => "/snapshot/commit",
             Event::SnapshotRemove { .. } => "/snapshot/remove",
+            Event::Task(t) => t.topic(),
             Event::Opaque(_) => "",
         }
     }
@@ -140,6 +143,7 @@ impl Event {
             | (Event::SnapshotCommit { key, .. }, "key")
             | (Event::SnapshotRemove { key }, "key") => Some(key.clone()),
             (Event::SnapshotPrepare { parent, .. }, "parent") => Some(parent.clone()),
+            (Event::Task(t), f) => t.field(f),
             _ => None,
         }
     }

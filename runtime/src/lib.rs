@@ -35,6 +35,7 @@ mod leases;
 mod namespaces;
 mod snapshots;
 mod table;
+pub mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,7 @@ pub use images::{Descriptor, Image, Images};
 pub use leases::{Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
 pub use snapshots::NsSnapshots;
+pub use tasks::{CreateTask, Exit, Process, Status, Stdio, TaskConfig, TaskEvent, Tasks};
 
 use gc::barrier::Barrier;
 use gc::mark::Node;
@@ -91,6 +93,8 @@ pub struct Parts {
     pub unpack: UnpackConfig,
     /// Where temporary mounts go (`<root>/tmp`).
     pub scratch: std::path::PathBuf,
+    /// Where tasks live and what runs them.
+    pub tasks: TaskConfig,
 }
 
 /// The runtime: cheap to clone, all clones share one state.
@@ -114,6 +118,7 @@ pub(crate) struct Inner {
     known: Mutex<HashSet<String>>,
     unpack: UnpackConfig,
     scratch: std::path::PathBuf,
+    tasks: tasks::Manager,
 }
 
 impl Runtime {
@@ -137,8 +142,10 @@ impl Runtime {
             known: Mutex::default(),
             unpack: parts.unpack,
             scratch: parts.scratch,
+            tasks: tasks::Manager::new(parts.tasks),
         });
         let rt = Runtime { inner };
+        rt.inner.tasks.recover(&rt);
         rt.inner.scheduler.start(rt.clone());
         Ok(rt)
     }
@@ -184,6 +191,14 @@ impl Runtime {
 
     pub fn diff(&self) -> NsDiff {
         NsDiff::new(self.clone())
+    }
+
+    pub fn tasks(&self) -> Tasks {
+        Tasks::new(self.clone())
+    }
+
+    pub(crate) fn task_manager(&self) -> &tasks::Manager {
+        &self.inner.tasks
     }
 
     pub(crate) fn unpack_config(&self) -> &UnpackConfig {

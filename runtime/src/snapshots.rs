@@ -170,6 +170,15 @@ impl NsSnapshots {
     /// Removes a snapshot without children.
     pub async fn remove(&self, ctx: &Ctx, sn: &str, key: &str) -> Result<()> {
         let (backend, b) = self.backend(sn)?;
+        if let Some(task) = self
+            .rt
+            .task_manager()
+            .using_snapshot(&ctx.namespace, &backend, key)
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "snapshot {key:?} is the rootfs of task {task:?}: delete the task first"
+            )));
+        }
         let _g = self.rt.hold_async().await;
         b.remove(&ctx.view(), key).await?;
         // The call's lease no longer holds it (containerd's `removeSnapshotLease`).

@@ -84,3 +84,27 @@ where
         .map_err(errors::join)?
         .map_err(errors::runtime)
 }
+
+/// Mounts of a request.
+pub fn mounts(ms: Vec<types::Mount>) -> Vec<strata_snapshotters::Mount> {
+    ms.into_iter()
+        .map(|m| strata_snapshotters::Mount {
+            kind: m.r#type,
+            source: m.source,
+            target: m.target,
+            options: m.options,
+        })
+        .collect()
+}
+
+/// Mounts of a response or event.
+pub fn mounts_to_proto(ms: Vec<strata_snapshotters::Mount>) -> Vec<types::Mount> {
+    ms.into_iter()
+        .map(|m| types::Mount {
+            r#type: m.kind,
+            source: m.source,
+            target: m.target,
+            options: m.options,
+        })
+        .collect()
+}

@@ -1,13 +1,11 @@
 //! `containerd.services.diff.v1.Diff` over the runtime: layer application and generation.
 
 use strata_runtime::Runtime;
-use strata_snapshotters::Mount;
 use tonic::{Request, Response, Status};
 
-use super::convert::{blocking, ctx, descriptor_from_proto, descriptor_to_proto};
+use super::convert::{blocking, ctx, descriptor_from_proto, descriptor_to_proto, mounts};
 use crate::api::diff::diff_server::Diff;
 use crate::api::diff::*;
-use crate::api::types;
 
 #[derive(Clone)]
 pub struct DiffService {
@@ -18,17 +16,6 @@ impl DiffService {
     pub fn new(rt: Runtime) -> Self {
         DiffService { rt }
     }
-}
-
-fn mounts(ms: Vec<types::Mount>) -> Vec<Mount> {
-    ms.into_iter()
-        .map(|m| Mount {
-            kind: m.r#type,
-            source: m.source,
-            target: m.target,
-            options: m.options,
-        })
-        .collect()
 }
 
 #[tonic::async_trait]

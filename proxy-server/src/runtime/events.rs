@@ -7,24 +7,28 @@ use std::pin::Pin;
 use futures::Stream;
 use prost::Message;
 use strata_core::filters::parse_all;
-use strata_runtime::{Envelope, Event, Runtime};
+use strata_runtime::{Envelope, Event, Runtime, TaskEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::convert::{any_from_proto, any_to_proto, namespace, system_time, timestamp};
+use super::convert::{
+    any_from_proto, any_to_proto, mounts_to_proto, namespace, system_time, timestamp,
+};
 use crate::api::events as ev;
 use crate::api::events_service::events_server::Events;
 use crate::api::events_service::{self as api, *};
 use crate::api::images as img;
+use crate::stopping::Stopping;
 
 #[derive(Clone)]
 pub struct EventsService {
     rt: Runtime,
+    stopping: Stopping,
 }
 
 impl EventsService {
-    pub fn new(rt: Runtime) -> Self {
-        EventsService { rt }
+    pub fn new(rt: Runtime, stopping: Stopping) -> Self {
+        EventsService { rt, stopping }
     }
 }
 
@@ -125,7 +129,100 @@ fn payload(e: &Event) -> prost_types::Any {
             "containerd.events.SnapshotRemove",
             ev::SnapshotRemove { key },
         ),
+        Event::Task(t) => task_payload(t),
         Event::Opaque(a) => any_to_proto(a),
+    }
+}
+
+fn task_payload(t: TaskEvent) -> prost_types::Any {
+    let at = |e: &strata_runtime::Exit| super::tasks::exited_at(e);
+    match t {
+        TaskEvent::Create {
+            container_id,
+            bundle,
+            rootfs,
+            stdio,
+            pid,
+        } => any(
+            "containerd.events.TaskCreate",
+            ev::TaskCreate {
+                container_id,
+                bundle,
+                rootfs: mounts_to_proto(rootfs),
+                io: Some(ev::TaskIo {
+                    stdin: stdio.stdin,
+                    stdout: stdio.stdout,
+                    stderr: stdio.stderr,
+                    terminal: stdio.terminal,
+                }),
+                checkpoint: String::new(),
+                pid,
+            },
+        ),
+        TaskEvent::Start { container_id, pid } => any(
+            "containerd.events.TaskStart",
+            ev::TaskStart { container_id, pid },
+        ),
+        TaskEvent::Exit {
+            container_id,
+            id,
+            pid,
+            exit,
+        } => any(
+            "containerd.events.TaskExit",
+            ev::TaskExit {
+                container_id,
+                id,
+                pid,
+                exit_status: exit.status,
+                exited_at: at(&exit),
+            },
+        ),
+        TaskEvent::Delete {
+            container_id,
+            id,
+            pid,
+            exit,
+        } => any(
+            "containerd.events.TaskDelete",
+            ev::TaskDelete {
+                container_id,
+                pid,
+                exit_status: exit.status,
+                exited_at: at(&exit),
+                id,
+            },
+        ),
+        TaskEvent::ExecAdded {
+            container_id,
+            exec_id,
+        } => any(
+            "containerd.events.TaskExecAdded",
+            ev::TaskExecAdded {
+                container_id,
+                exec_id,
+            },
+        ),
+        TaskEvent::ExecStarted {
+            container_id,
+            exec_id,
+            pid,
+        } => any(
+            "containerd.events.TaskExecStarted",
+            ev::TaskExecStarted {
+                container_id,
+                exec_id,
+                pid,
+            },
+        ),
+        TaskEvent::Paused { container_id } => any(
+            "containerd.events.TaskPaused",
+            ev::TaskPaused { container_id },
+        ),
+        TaskEvent::Resumed { container_id } => any(
+            "containerd.events.TaskResumed",
+            ev::TaskResumed { container_id },
+        ),
     }
 }
 
@@ -191,10 +288,17 @@ impl Events for EventsService {
         let filter =
             parse_all(&req.into_inner().filters).map_err(|e| Status::invalid_argument(e.0))?;
         let mut rx = self.rt.events().subscribe();
+        let stopping = self.stopping.clone();
         let stream = async_stream(move |tx| async move {
+            let stop = stopping.wait();
+            tokio::pin!(stop);
             loop {
                 let got = tokio::select! {
                     _ = tx.closed() => return,
+                    _ = &mut stop => {
+                        let _ = tx.send(Err(crate::stopping::unavailable())).await;
+                        return;
+                    }
                     got = rx.recv() => got,
                 };
                 match got {

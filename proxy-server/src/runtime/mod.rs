@@ -13,6 +13,7 @@ mod introspection;
 mod leases;
 mod namespaces;
 mod snapshots;
+mod tasks;
 pub mod version;
 
 use std::path::Path;
@@ -32,13 +33,15 @@ use crate::api::introspection::introspection_server::IntrospectionServer;
 use crate::api::leases::leases_server::LeasesServer;
 use crate::api::namespaces::namespaces_server::NamespacesServer;
 use crate::api::snapshots::snapshots_server::SnapshotsServer;
+use crate::api::tasks::tasks_server::TasksServer;
 use crate::api::version::version_server::VersionServer;
 use crate::content_service::ContentService;
 use crate::server::MAX_MESSAGE;
 use crate::snapshots_service::SnapshotsService;
+use crate::stopping::Stopping;
 
 /// Every service of the runtime socket, ready to serve.
-pub async fn routes(rt: &Runtime, root: &Path) -> anyhow::Result<Routes> {
+pub async fn routes(rt: &Runtime, root: &Path, stopping: Stopping) -> anyhow::Result<Routes> {
     let (backends, disabled) = rt.backends();
     let names: Vec<String> = backends.keys().cloned().collect();
     let off: Vec<(String, String)> = disabled
@@ -73,9 +76,14 @@ pub async fn routes(rt: &Runtime, root: &Path) -> anyhow::Result<Routes> {
             containers::ContainersService::new(rt.clone())
         )))
         .add_service(sized!(EventsServer::new(events::EventsService::new(
-            rt.clone()
+            rt.clone(),
+            stopping.clone()
         ))))
         .add_service(sized!(DiffServer::new(diff::DiffService::new(rt.clone()))))
+        .add_service(sized!(TasksServer::new(tasks::TasksService::new(
+            rt.clone(),
+            stopping
+        ))))
         .add_service(sized!(ContentServer::new(ContentService::new(
             RuntimeContent::new(rt.clone())
         ))))

@@ -57,6 +57,9 @@ impl Proxy {
             .arg(&self.socket)
             .arg("--runtime-address")
             .arg(&self.runtime_socket)
+            // Tasks of this daemon only (never the host's /run/strata/state).
+            .arg("--state")
+            .arg(self.root.with_file_name("state"))
             .arg("--log-level")
             .arg("warn")
             .args(&self.extra_args)

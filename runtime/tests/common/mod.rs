@@ -102,6 +102,10 @@ impl Env {
             gc,
             unpack: strata_runtime::UnpackConfig::default(),
             scratch: dir.path().join("tmp"),
+            tasks: strata_runtime::TaskConfig {
+                state: dir.path().join("state"),
+                ..Default::default()
+            },
         };
         let rt = {
             let _g = tokio.enter();
