@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use client::Target;
-use stats::Measurement;
 use workloads::suites;
 
 /// Side-by-side benchmarks of strata-proxy and containerd 1.6.
@@ -74,6 +73,17 @@ pub struct Args {
     /// runtime group: Images.List calls per round.
     #[arg(long, default_value_t = 20)]
     list_calls: usize,
+    /// unpack group: approximate compressed (gzip) size of each generated image, MiB.
+    #[arg(long, default_value_t = 150)]
+    unpack_mib: usize,
+    /// unpack group: layer counts of the generated images; the first count gets a gzip image
+    /// and its zstd twin, every further count a gzip image.
+    #[arg(long, value_delimiter = ',', default_value = "3,20")]
+    unpack_layers: Vec<usize>,
+    /// unpack group: measured rounds per image, operation and backend (no warm-up; order
+    /// alternating; `--settle-ms` of idle after `sync` before each).
+    #[arg(long, default_value_t = 3)]
+    unpack_rounds: usize,
     /// Measured rounds per workload and target (after the warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -83,11 +93,11 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots, runtime).
+    /// Workload groups to run (content, mixed, snapshots, runtime, unpack).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "content,mixed,snapshots,runtime"
+        default_value = "content,mixed,snapshots,runtime,unpack"
     )]
     only: Vec<String>,
     /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
@@ -136,6 +146,9 @@ impl Args {
             self.settle_ms = 200;
             self.list_images = 100;
             self.list_calls = 3;
+            self.unpack_mib = 3;
+            self.unpack_layers = vec![2, 5];
+            self.unpack_rounds = 1;
             self.rounds = 2;
             self.warmup = 0;
         }
@@ -275,15 +288,27 @@ async fn main() -> anyhow::Result<()> {
     if args.wants("mixed") {
         suites::mixed::run(&args, targets, &main_pair.sockets, &mut results).await?;
     }
+    let want_btrfs = args.backends.iter().any(|b| b == "btrfs");
+    // The btrfs pair, started when first needed and kept for the snapshot and unpack groups.
+    let mut btrfs: Option<Result<BtrfsPair, String>> = None;
     if args.wants("snapshots") {
         for b in args.backends.iter().filter(|b| *b != "btrfs") {
             suites::snapshots::run(&args, targets, b, scratch.path(), &mut results).await?;
         }
-        if args.backends.iter().any(|b| b == "btrfs")
-            && let Some(note) = run_btrfs(&args, &mut results).await?
-        {
-            println!("note: {note}");
-            notes.push(note);
+        if want_btrfs {
+            let bp = btrfs_pair(&args).await?;
+            match &bp {
+                Ok(p) => {
+                    let dir = p.dir.path();
+                    suites::snapshots::run(&args, &p.pair.targets, "btrfs", dir, &mut results)
+                        .await?
+                }
+                Err(note) => {
+                    println!("note: {note}");
+                    notes.push(note.clone());
+                }
+            }
+            btrfs = Some(bp);
         }
     }
     if args.wants("runtime") {
@@ -295,20 +320,84 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if args.wants("unpack") {
+        let prep = suites::unpack::prepare(&args, scratch.path(), &mut notes).await?;
+        for b in args.backends.iter().filter(|b| *b != "btrfs") {
+            match unpack_sides(&main_pair, b) {
+                Ok(sides) => suites::unpack::run(&args, &prep, &sides, b, &mut results).await?,
+                Err(note) => {
+                    println!("note: {note}");
+                    notes.push(note);
+                }
+            }
+        }
+        if want_btrfs {
+            let reported = btrfs.is_some();
+            if btrfs.is_none() {
+                btrfs = Some(btrfs_pair(&args).await?);
+            }
+            match btrfs
+                .as_ref()
+                .map(|b| b.as_ref().map(|p| unpack_sides(&p.pair, "btrfs")))
+            {
+                Some(Ok(Ok(sides))) => {
+                    suites::unpack::run(&args, &prep, &sides, "btrfs", &mut results).await?
+                }
+                Some(Ok(Err(note))) => {
+                    println!("note: {note}");
+                    notes.push(note);
+                }
+                Some(Err(note)) if !reported => {
+                    println!("note: {note}");
+                    notes.push(note.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    drop(btrfs);
     drop(main_pair);
     report::write_all(&args, &results, &notes)
 }
 
-/// Runs the btrfs snapshot suite on a second pair of servers under `--btrfs-dir`; returns why
-/// it was skipped, if it was.
-async fn run_btrfs(args: &Args, out: &mut Vec<Measurement>) -> anyhow::Result<Option<String>> {
+/// The runtime sockets of `pair` and their snapshotter for `backend`, for `ctr`.
+fn unpack_sides(pair: &Pair, backend: &str) -> Result<Vec<workloads::unpack::Side>, String> {
+    let eps = pair
+        .runtime
+        .clone()
+        .map_err(|e| e.replacen("runtime skipped", "unpack skipped", 1))?;
+    pair.targets
+        .iter()
+        .zip(eps)
+        .map(|(t, (socket, _))| {
+            let sn = t.snapshotter(backend).ok_or_else(|| {
+                format!("unpack {backend} skipped: {} has no such backend", t.name)
+            })?;
+            Ok(workloads::unpack::Side {
+                name: t.name,
+                socket,
+                snapshotter: sn.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A second pair of servers with roots under `--btrfs-dir` (fields drop in order: the servers
+/// stop before their directory goes).
+struct BtrfsPair {
+    pair: Pair,
+    dir: tempfile::TempDir,
+}
+
+/// Starts the btrfs pair and probes both sides' btrfs backend; Err says why btrfs is skipped.
+async fn btrfs_pair(args: &Args) -> anyhow::Result<Result<BtrfsPair, String>> {
     let Some(dir) = &args.btrfs_dir else {
-        return Ok(Some(
+        return Ok(Err(
             "btrfs skipped: give --btrfs-dir DIR (a directory on a btrfs mount)".into(),
         ));
     };
     if !on_btrfs(dir) {
-        return Ok(Some(format!(
+        return Ok(Err(format!(
             "btrfs skipped: {} is not on a btrfs mount",
             dir.display()
         )));
@@ -318,10 +407,12 @@ async fn run_btrfs(args: &Args, out: &mut Vec<Measurement>) -> anyhow::Result<Op
         .tempdir_in(dir)?;
     let btrfs = pair(args, scratch.path(), None, None).await?;
     if let Err(e) = suites::snapshots::probe(&btrfs.targets, "btrfs").await {
-        return Ok(Some(format!("btrfs skipped: {e:#}")));
+        return Ok(Err(format!("btrfs skipped: {e:#}")));
     }
-    suites::snapshots::run(args, &btrfs.targets, "btrfs", scratch.path(), out).await?;
-    Ok(None)
+    Ok(Ok(BtrfsPair {
+        pair: btrfs,
+        dir: scratch,
+    }))
 }
 
 /// Whether `dir` is on a btrfs file system (statfs magic).
