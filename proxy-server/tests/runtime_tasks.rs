@@ -297,6 +297,20 @@ async fn a_task_runs_and_every_refusal_has_containerds_code() {
     let r = e.tasks().delete_process(req).await.unwrap().into_inner();
     assert_eq!((r.id.as_str(), r.pid, r.exit_status), ("x", xpid, 5));
     assert_eq!(code(e.get("c2", "x").await), Code::NotFound);
+    // An exec added, never started: it has no process to signal, and it can be deleted.
+    e.exec("c2", "y", &process_json(&["true"])).await.unwrap();
+    assert_eq!(code(e.kill("c2", "y", 9).await), Code::FailedPrecondition);
+    assert_eq!(e.get("c2", "").await.unwrap().1, TaskStatus::Running);
+    let req = e.rt.req(
+        DeleteProcessRequest {
+            container_id: "c2".into(),
+            exec_id: "y".into(),
+        },
+        None,
+    );
+    let r = e.tasks().delete_process(req).await.unwrap().into_inner();
+    assert_eq!((r.pid, r.exit_status), (0, 0));
+    assert_eq!(code(e.get("c2", "y").await), Code::NotFound);
     let req = e.rt.req(
         ResizePtyRequest {
             container_id: "c2".into(),

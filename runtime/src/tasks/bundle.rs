@@ -99,9 +99,18 @@ pub(crate) fn remove(p: &Paths) -> Result<()> {
             .map_err(|e| Error::Internal(format!("unmounting the rootfs: {e}")))?;
     }
     let _ = std::fs::remove_file(&p.socket);
-    match std::fs::remove_dir_all(&p.dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("removing", &p.dir, e)),
+    // The exiting shim may still write an exit file (a created task's init, killed by its
+    // final `runc delete`): try again when the directory refills under us.
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(&p.dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(io_error("removing", &p.dir, e)),
+        }
     }
 }

@@ -18,8 +18,9 @@
 mod bundle;
 mod events;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,48 @@ struct Entry {
     rec: Record,
     paths: Paths,
     shim: Shim,
+    /// Whether the init process's exit watcher runs (from Start on: no exit before its start).
+    watching: AtomicBool,
+    /// Processes whose `/tasks/exit` went out ("" for init): the watcher and DeleteProcess
+    /// may both see an exit, the event goes once.
+    exited: Mutex<HashSet<String>>,
+}
+
+impl Entry {
+    fn new(rec: Record, paths: Paths, shim: Shim) -> Entry {
+        Entry {
+            rec,
+            paths,
+            shim,
+            watching: AtomicBool::new(false),
+            exited: Mutex::default(),
+        }
+    }
+
+    /// Publishes the exit of a process once.
+    fn publish_exit(&self, rt: &Runtime, exec: Option<&str>, pid: u32, exit: Exit) {
+        let key = exec.unwrap_or_default().to_string();
+        // Published under the lock: whoever publishes second (Delete's /tasks/delete) comes after.
+        let mut exited = self.exited.lock().unwrap_or_else(|p| p.into_inner());
+        if !exited.insert(key) {
+            return;
+        }
+        let event = TaskEvent::Exit {
+            container_id: self.rec.id.clone(),
+            id: exec.unwrap_or(&self.rec.id).to_string(),
+            pid,
+            exit,
+        };
+        rt.publish(&self.rec.namespace, Event::Task(event));
+        drop(exited);
+    }
+
+    /// Starts the init process's exit watcher unless it runs.
+    fn watch_init(self: &Arc<Self>, rt: &Runtime) {
+        if !self.watching.swap(true, Ordering::SeqCst) {
+            watch(rt.clone(), self.clone(), None, self.rec.pid);
+        }
+    }
 }
 
 /// The tasks of every namespace (one per runtime).
@@ -220,11 +263,11 @@ impl Manager {
         let shim = Shim::at(&paths.socket);
         let alive = shim.alive();
         tracing::info!(namespace = %rec.namespace, id = %rec.id, pid = rec.pid, alive, "recovered task");
-        let e = Arc::new(Entry { rec, paths, shim });
+        let e = Arc::new(Entry::new(rec, paths, shim));
         self.map()
             .insert((e.rec.namespace.clone(), e.rec.id.clone()), e.clone());
         if alive {
-            watch(rt.clone(), e, None);
+            e.watch_init(rt);
         }
     }
 
@@ -238,26 +281,18 @@ impl Manager {
     }
 }
 
-/// Waits (on its own thread) for a process's exit and publishes `/tasks/exit`.
-fn watch(rt: Runtime, e: Arc<Entry>, exec: Option<String>) {
+/// Waits (on its own thread) for the exit of process `pid` and publishes `/tasks/exit`.
+fn watch(rt: Runtime, e: Arc<Entry>, exec: Option<String>, pid: u32) {
     let spawned = std::thread::Builder::new()
         .name("task-exit".into())
         .spawn(move || {
-            let Ok(Response::Exited { exit }) = e.shim.call(&Request::Wait { exec: exec.clone() })
-            else {
-                return;
-            };
-            let pid = match e.shim.call(&Request::State { exec: exec.clone() }) {
-                Ok(Response::State { state }) => state.pid,
-                _ => e.rec.pid,
-            };
-            let event = TaskEvent::Exit {
-                container_id: e.rec.id.clone(),
-                id: exec.unwrap_or_else(|| e.rec.id.clone()),
-                pid,
-                exit,
-            };
-            rt.publish(&e.rec.namespace, Event::Task(event));
+            // A failed Wait (the exec was deleted first, the shim is gone) publishes nothing:
+            // DeleteProcess and Delete publish the exit they see.
+            if let Ok(Response::Exited { exit }) =
+                e.shim.call(&Request::Wait { exec: exec.clone() })
+            {
+                e.publish_exit(&rt, exec.as_deref(), pid, exit);
+            }
         });
     if let Err(err) = spawned {
         tracing::error!(error = %err, "cannot watch a task for its exit");
@@ -308,11 +343,7 @@ impl Tasks {
             },
             snapshot_key: c.snapshot_key.clone(),
         };
-        let placeholder = Arc::new(Entry {
-            rec,
-            paths: paths.clone(),
-            shim: Shim::at(&paths.socket),
-        });
+        let placeholder = Arc::new(Entry::new(rec, paths.clone(), Shim::at(&paths.socket)));
         {
             let mut map = m.map();
             if map.contains_key(&key) {
@@ -336,7 +367,6 @@ impl Tasks {
             }
         };
         m.map().insert(key, entry.clone());
-        watch(self.rt.clone(), entry.clone(), None);
         self.rt.publish(
             &ctx.namespace,
             Event::Task(TaskEvent::Create {
@@ -357,9 +387,12 @@ impl Tasks {
         spec: &[u8],
         req: &CreateTask,
     ) -> Result<Arc<Entry>> {
+        let t0 = std::time::Instant::now();
+        self.await_runc_state_gone(e);
         bundle::create(&e.paths, spec, &req.rootfs)?;
         // The record first: a daemon that dies from here on finds the task on restart.
         m.record(e)?;
+        let t_bundle = t0.elapsed();
         let shim = Shim::start(&Launch {
             binary: m.cfg.shim.clone(),
             dir: e.paths.dir.clone(),
@@ -369,6 +402,7 @@ impl Tasks {
             runc: m.cfg.runc.clone(),
         })
         .map_err(|err| Error::Internal(format!("task {:?}: starting its shim: {err}", e.rec.id)))?;
+        let t_shim = t0.elapsed();
         let what = format!("task {:?}", e.rec.id);
         let pid = match shim.call(&Request::Create {
             stdio: req.stdio.clone(),
@@ -377,15 +411,22 @@ impl Tasks {
             Ok(r) => return Err(unexpected(&what, &r)),
             Err(err) => return Err(shim_error(&what, err)),
         };
-        let entry = Entry {
-            rec: Record {
+        let entry = Entry::new(
+            Record {
                 pid,
                 ..e.rec.clone()
             },
-            paths: e.paths.clone(),
+            e.paths.clone(),
             shim,
-        };
+        );
         m.record(&entry)?;
+        tracing::debug!(
+            id = %e.rec.id,
+            bundle_us = t_bundle.as_micros() as u64,
+            shim_us = (t_shim - t_bundle).as_micros() as u64,
+            runc_create_us = (t0.elapsed() - t_shim).as_micros() as u64,
+            "task created"
+        );
         Ok(Arc::new(entry))
     }
 
@@ -407,21 +448,28 @@ impl Tasks {
             Response::Pid { pid } => pid,
             r => return Err(unexpected(&what, &r)),
         };
-        let event = match exec {
-            None => TaskEvent::Start {
-                container_id: id.into(),
-                pid,
-            },
+        // The start event first, then the watcher: an exit is never published before its start.
+        match exec {
+            None => {
+                let event = TaskEvent::Start {
+                    container_id: id.into(),
+                    pid,
+                };
+                self.rt.publish(&ctx.namespace, Event::Task(event));
+                e.watch_init(&self.rt);
+            }
             Some(x) => {
-                watch(self.rt.clone(), e.clone(), Some(x.to_string()));
-                TaskEvent::ExecStarted {
+                let event = TaskEvent::ExecStarted {
                     container_id: id.into(),
                     exec_id: x.into(),
                     pid,
-                }
+                };
+                self.rt.publish(&ctx.namespace, Event::Task(event));
+                // A new process under a reused exec id has its own exit to publish.
+                e.exited.lock().unwrap_or_else(|p| p.into_inner()).remove(x);
+                watch(self.rt.clone(), e.clone(), Some(x.to_string()), pid);
             }
-        };
-        self.rt.publish(&ctx.namespace, Event::Task(event));
+        }
         Ok(pid)
     }
 
@@ -481,6 +529,10 @@ impl Tasks {
         all: bool,
     ) -> Result<()> {
         let e = self.manager().entry(&ctx.namespace, id)?;
+        if exec.is_none() {
+            // A created task killed before its start still reports its exit.
+            e.watch_init(&self.rt);
+        }
         let req = Request::Kill {
             exec: exec.map(str::to_string),
             signal,
@@ -596,9 +648,15 @@ impl Tasks {
         let e = self.manager().entry(&ctx.namespace, id)?;
         let pid = self.process(&e, Some(exec))?.pid;
         let what = describe(id, Some(exec));
-        // No event: containerd publishes /tasks/delete for init processes only.
+        // No /tasks/delete: containerd publishes it for init processes only. The exit goes out
+        // here if the watcher has not published it yet (it may lose the race to this call).
         match self.call(&e, &what, Request::DeleteProcess { exec: exec.into() })? {
-            Response::Exited { exit } => Ok((pid, exit)),
+            Response::Exited { exit } => {
+                if pid != 0 {
+                    e.publish_exit(&self.rt, Some(exec), pid, exit);
+                }
+                Ok((pid, exit))
+            }
             r => Err(unexpected(&what, &r)),
         }
     }
@@ -609,6 +667,7 @@ impl Tasks {
         let m = self.manager();
         let e = m.entry(&ctx.namespace, id)?;
         let what = describe(id, None);
+        let t0 = std::time::Instant::now();
         let exit = match e.shim.call(&Request::Delete) {
             Ok(Response::Exited { exit }) => exit,
             Ok(r) => return Err(unexpected(&what, &r)),
@@ -618,7 +677,19 @@ impl Tasks {
             }
             Err(err) => return Err(shim_error(&what, err)),
         };
+        // The exit before /tasks/delete (publish_exit returns once any publication of it,
+        // here or by the watcher, is out).
+        if e.watching.load(Ordering::SeqCst) {
+            e.publish_exit(&self.rt, None, e.rec.pid, exit);
+        }
+        let t_shim = t0.elapsed();
         bundle::remove(&e.paths)?;
+        tracing::debug!(
+            id,
+            shim_us = t_shim.as_micros() as u64,
+            bundle_us = (t0.elapsed() - t_shim).as_micros() as u64,
+            "task deleted"
+        );
         m.map().remove(&(ctx.namespace.clone(), id.to_string()));
         self.rt.publish(
             &ctx.namespace,
@@ -630,6 +701,22 @@ impl Tasks {
             }),
         );
         Ok((e.rec.pid, exit))
+    }
+
+    /// Waits until runc's state of an earlier task of this id is gone: a deleted task's shim
+    /// removes it after answering (`runc delete`, a few milliseconds). What is still there
+    /// after 5 s (a crash left it) is removed here.
+    fn await_runc_state_gone(&self, e: &Entry) {
+        let state = e.paths.runc_root.join(&e.rec.id);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state.exists() {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(id = %e.rec.id, "removing runc state left by an earlier task");
+                self.runc_delete(e);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// `runc delete --force` for a task whose shim is gone.

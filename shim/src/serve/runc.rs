@@ -1,9 +1,13 @@
 //! Running `runc`: every call with the task's state root and log, waited for through the
 //! reaper (never `Child::wait`, which would race it).
 
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::Duration;
 
 use strata_shim::protocol::ErrorKind;
 
@@ -39,10 +43,13 @@ impl Runc {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root);
-        c.arg("--log")
-            .arg(self.bundle.join("runc.log"))
-            .arg("--log-format")
-            .arg("json");
+        // After Delete the bundle is being removed: runc must not write a log into it.
+        let log = if args.first() == Some(&"delete") {
+            PathBuf::from("/dev/null")
+        } else {
+            self.bundle.join("runc.log")
+        };
+        c.arg("--log").arg(log).arg("--log-format").arg("json");
         c.args(args);
         c
     }
@@ -91,6 +98,54 @@ impl Runc {
             ErrorKind::Internal
         };
         Failure::new(kind, format!("runc {what}: {msg}"))
+    }
+
+    /// Starts created container `id`. This is what `runc start` does (runc 1.1,
+    /// `libcontainer/container_linux.go` `exec()`), without the cost of starting runc: open
+    /// the container's `exec.fifo` for reading — `runc init`, blocked opening it for writing,
+    /// writes a byte and execs the process, which closes it — read it to the end and remove
+    /// it. If the init process dies first (`exited`), a non-blocking writer releases the open
+    /// and the empty read says so, as runc's 100 ms check does. Falls back to `runc start`
+    /// when there is no fifo or systemd's NOTIFY_SOCKET must be relayed.
+    pub fn start(&self, id: &str, exited: impl Fn() -> bool) -> Result<(), Failure> {
+        let fifo = self.root.join(id).join("exec.fifo");
+        if !fifo.exists() || std::env::var_os("NOTIFY_SOCKET").is_some() {
+            return self.run(&["start", id], Streams::null(), false).map(drop);
+        }
+        let (tx, rx) = channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let read = File::open(&path).and_then(|mut f| {
+                let mut data = Vec::new();
+                f.read_to_end(&mut data).map(|_| data)
+            });
+            let _ = tx.send(read);
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(data)) if !data.is_empty() => {
+                    let _ = std::fs::remove_file(&fifo);
+                    return Ok(());
+                }
+                Ok(Ok(_)) => {
+                    return Err(Failure::new(
+                        ErrorKind::FailedPrecondition,
+                        "container process is already dead",
+                    ));
+                }
+                Ok(Err(e)) => return Err(Failure::internal(format!("runc start: {e}"))),
+                Err(RecvTimeoutError::Timeout) if exited() => {
+                    let _ = OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&fifo);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Failure::internal("runc start: the fifo reader is gone"));
+                }
+            }
+        }
     }
 
     /// The pid runc wrote to `file`.

@@ -240,8 +240,8 @@ impl Task {
             }
             p.pid
         };
-        self.runc
-            .run(&["start", &self.cfg.id], Streams::null(), false)?;
+        let exited = || self.lock().init.as_ref().is_some_and(|p| p.exit.is_some());
+        self.runc.start(&self.cfg.id, exited)?;
         if let Some(p) = self.lock().init.as_mut()
             && p.status == Status::Created
         {
@@ -345,6 +345,14 @@ impl Task {
                 "process already finished",
             ));
         }
+        // An exec added but never started has no process (pid 0 would signal the shim's own
+        // process group).
+        if pid == 0 {
+            return Err(Failure::new(
+                ErrorKind::FailedPrecondition,
+                "process not created",
+            ));
+        }
         match exec {
             None => {
                 let sig = signal.to_string();
@@ -414,13 +422,22 @@ impl Task {
             .execs
             .get(exec)
             .ok_or_else(|| not_found(&format!("exec {exec}")))?;
-        let Some(exit) = p.exit else {
-            return Err(Failure::new(
-                ErrorKind::FailedPrecondition,
-                format!("exec {exec} is still running"),
-            ));
+        // A process never started can go too (its status is 0, as containerd's).
+        let exit = match (p.exit, p.status) {
+            (Some(exit), _) => exit,
+            (None, Status::Created) => Exit { status: 0, at: 0 },
+            (None, _) => {
+                return Err(Failure::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("exec {exec} is still running"),
+                ));
+            }
         };
         st.execs.remove(exec);
+        drop(st);
+        for ext in ["json", "pid", "exit"] {
+            let _ = std::fs::remove_file(self.cfg.dir.join(format!("exec-{exec}.{ext}")));
+        }
         Ok(Response::Exited { exit })
     }
 
@@ -444,15 +461,18 @@ impl Task {
                 },
             }
         };
-        let _ = self
-            .runc
-            .run(&["delete", "--force", &self.cfg.id], Streams::null(), false);
+        // Nobody reaches this shim from now on; the path is free for the next task of this id.
+        let _ = std::fs::remove_file(&self.cfg.socket);
         Ok(Response::Exited { exit })
     }
 
-    /// Ends the shim after a Delete was answered.
+    /// After a Delete was answered: removes runc's state of the container (`runc delete`,
+    /// off the caller's path: a new task of the same id waits until runc's state directory
+    /// is gone) and ends the shim.
     pub fn finish(&self) {
-        let _ = std::fs::remove_file(&self.cfg.socket);
+        let _ = self
+            .runc
+            .run(&["delete", "--force", &self.cfg.id], Streams::null(), false);
         std::process::exit(0);
     }
 }
