@@ -6,6 +6,7 @@ set -euo pipefail
 STRATA_APT_PACKAGES=(
   protobuf-compiler libclang-dev clang pkg-config   # tonic-prost-build, rocksdb bindgen
   containerd runc                                   # the real containerd we test against
+  busybox-static                                    # the rootfs of cargo test's containers
   golang-go golang-github-containerd-containerd-dev # containerd's own test suites (offline)
   btrfs-progs fuse3 util-linux e2fsprogs            # loop-backed btrfs, FUSE, mount tools
 )

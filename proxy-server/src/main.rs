@@ -22,6 +22,9 @@ fn init_logs(config: &Config) {
     }
 }
 
+/// How long the exit waits for blocking work that was in flight when serving stopped.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> std::process::ExitCode {
     let config = match Config::resolve(Args::parse()) {
         Ok(c) => c,
@@ -46,8 +49,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     };
-    // Everything is flushed. Threads still blocked on a task's shim (an exit watcher, a Wait
-    // whose caller is gone) must not hold the exit: the shims live on and are found again.
-    tokio.shutdown_background();
+    // Everything is flushed. Short blocking work (a content read or write whose stream was
+    // dropped) ends now: wait for it, as it may still be using the database. Threads blocked on
+    // a task's shim (exit watchers, Waits) are not tokio's: they do not hold the exit, and the
+    // shims live on to be found again.
+    tokio.shutdown_timeout(SHUTDOWN_TIMEOUT);
     code
 }

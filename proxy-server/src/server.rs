@@ -239,6 +239,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     stores.db.flush_wal(true).context("syncing the WAL")?;
     stores.db.flush().context("flushing the database")?;
+    // Threads that outlive this function (a task's exit watcher blocked on its shim) may keep
+    // the database open past exit: with no background job left, RocksDB's static destructors
+    // at exit find no compaction or flush thread using them (else: "pthread lock: Invalid
+    // argument" and SIGABRT).
+    stores.db.cancel_all_background_work(true);
     let _ = std::fs::remove_file(&config.address);
     let _ = std::fs::remove_file(&config.runtime_address);
     tracing::info!("stopped");

@@ -85,6 +85,25 @@ where
         .map_err(errors::runtime)
 }
 
+/// Runs blocking runtime work that may wait without bound (a task's Wait) on a thread of its
+/// own, never on tokio's blocking pool, whose threads the daemon's exit waits for.
+pub async fn on_own_thread<T, F>(name: &str, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce() -> strata_runtime::Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Status::internal(format!("starting a thread for {name}: {e}")))?;
+    rx.await
+        .map_err(|_| Status::internal(format!("{name} thread ended without an answer")))?
+        .map_err(errors::runtime)
+}
+
 /// Mounts of a request.
 pub fn mounts(ms: Vec<types::Mount>) -> Vec<strata_snapshotters::Mount> {
     ms.into_iter()

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use strata_runtime::{CreateTask, Exit, Process, Runtime, Status as TaskStatus, Stdio};
 use tonic::{Request, Response, Status};
 
-use super::convert::{any_from_proto, blocking, ctx, mounts, timestamp};
+use super::convert::{any_from_proto, blocking, ctx, mounts, on_own_thread, timestamp};
 use crate::api::task_types as tt;
 use crate::api::tasks::tasks_server::Tasks;
 use crate::api::tasks::*;
@@ -260,7 +260,7 @@ impl Tasks for TasksService {
 
     async fn wait(&self, req: Request<WaitRequest>) -> Result<Response<WaitResponse>, Status> {
         let (c, rt, r) = (ctx(req.metadata())?, self.rt.clone(), req.into_inner());
-        let waiting = blocking(move || {
+        let waiting = on_own_thread("task-wait", move || {
             rt.tasks()
                 .wait(&c, &r.container_id, exec_of(&r.exec_id).as_deref())
         });
