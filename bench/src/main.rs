@@ -84,6 +84,20 @@ pub struct Args {
     /// alternating; `--settle-ms` of idle after `sync` before each).
     #[arg(long, default_value_t = 3)]
     unpack_rounds: usize,
+    /// tasks group: measured `ctr run --rm` runs per side for the latency rows (after
+    /// `--warmup` runs each; one at a time, sides alternating).
+    #[arg(long, default_value_t = 50)]
+    task_runs: usize,
+    /// tasks group: `ctr run --rm` started at once per side in a concurrent round.
+    #[arg(long, default_value_t = 20)]
+    task_concurrency: usize,
+    /// tasks group: concurrent rounds per side (no warm-up; order alternating).
+    #[arg(long, default_value_t = 5)]
+    task_rounds: usize,
+    /// tasks group: `ctr run -d` + `task kill` + `task delete` + `containers rm` cycles per
+    /// side (0: none).
+    #[arg(long, default_value_t = 20)]
+    task_cycles: usize,
     /// Measured rounds per workload and target (after the warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -93,11 +107,11 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots, runtime, unpack).
+    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, tasks).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "content,mixed,snapshots,runtime,unpack"
+        default_value = "content,mixed,snapshots,runtime,unpack,tasks"
     )]
     only: Vec<String>,
     /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
@@ -149,6 +163,10 @@ impl Args {
             self.unpack_mib = 3;
             self.unpack_layers = vec![2, 5];
             self.unpack_rounds = 1;
+            self.task_runs = 5;
+            self.task_concurrency = 5;
+            self.task_rounds = 1;
+            self.task_cycles = 2;
             self.rounds = 2;
             self.warmup = 0;
         }
@@ -173,6 +191,8 @@ struct Pair {
     /// Per target: the socket serving containerd's runtime services and where the server keeps
     /// its files (None when attached); Err says why the runtime group cannot run.
     runtime: Result<Vec<(PathBuf, Option<workloads::runtime::Disk>)>, String>,
+    /// Per target: the root of the server the bench started (None when attached).
+    roots: Vec<Option<PathBuf>>,
     _servers: Vec<servers::Server>,
 }
 
@@ -185,7 +205,9 @@ async fn pair(
 ) -> anyhow::Result<Pair> {
     let mut started = Vec::new();
     let mut runtime = Ok(Vec::new());
+    let mut roots = Vec::new();
     for (name, attach) in [("strata", strata), ("containerd", ctd)] {
+        roots.push(attach.is_none().then(|| dir.join(name)));
         let rt = if let Some(s) = attach {
             if name == "containerd" {
                 Ok((s.clone(), None))
@@ -236,6 +258,7 @@ async fn pair(
         targets,
         sockets,
         runtime,
+        roots,
         _servers: started,
     })
 }
@@ -356,6 +379,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(btrfs);
+    // Last: it catches SIGINT/SIGTERM while it runs (to clean up), and keeps them caught.
+    if args.wants("tasks") {
+        match task_sides(&main_pair) {
+            Ok(sides) => {
+                suites::tasks::run(&args, &sides, scratch.path(), &mut results, &mut notes).await?
+            }
+            Err(note) => {
+                println!("note: {note}");
+                notes.push(note);
+            }
+        }
+    }
     drop(main_pair);
     report::write_all(&args, &results, &notes)
 }
@@ -377,6 +412,40 @@ fn unpack_sides(pair: &Pair, backend: &str) -> Result<Vec<workloads::unpack::Sid
                 name: t.name,
                 socket,
                 snapshotter: sn.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The runtime sockets of `pair` for the tasks group (overlay backend), with where each
+/// server keeps runc's state and its own root (for the last-resort clean-up).
+fn task_sides(pair: &Pair) -> Result<Vec<workloads::tasks::Side>, String> {
+    let eps = pair
+        .runtime
+        .clone()
+        .map_err(|e| e.replacen("runtime skipped", "tasks skipped", 1))?;
+    pair.targets
+        .iter()
+        .zip(eps)
+        .zip(&pair.roots)
+        .map(|((t, (socket, _)), root)| {
+            let sn = t
+                .snapshotter("overlay")
+                .ok_or_else(|| format!("tasks skipped: {} has no overlay backend", t.name))?;
+            let ns = workloads::tasks::NAMESPACE;
+            let runc_root = match (t.name, root) {
+                // strata-proxy --state <root>/state keeps runc's state in <state>/runc/<ns>.
+                ("strata", Some(r)) => Some(servers::strata_state(r).join("runc").join(ns)),
+                ("strata", None) => None,
+                // containerd-shim-runc-v2's default runc root.
+                _ => Some(Path::new("/run/containerd/runc").join(ns)),
+            };
+            Ok(workloads::tasks::Side {
+                name: t.name,
+                socket,
+                snapshotter: sn.to_string(),
+                runc_root,
+                server_root: root.clone(),
             })
         })
         .collect()

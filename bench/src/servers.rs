@@ -66,7 +66,14 @@ fn wait_for_socket(socket: &Path, child: &mut Child, what: &str) -> anyhow::Resu
     bail!("{what} did not open {} within 60 s", socket.display())
 }
 
-/// Starts strata-proxy (found next to this binary unless given) on `root`.
+/// strata-proxy's task state directory (`--state`) when started on `root`: its own, never the
+/// default /run/strata/state.
+pub fn strata_state(root: &Path) -> PathBuf {
+    root.join("state")
+}
+
+/// Starts strata-proxy (found next to this binary unless given) on `root`; its tasks' shim is
+/// the `strata-shim` beside the binary.
 pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
     let socket = root.join("strata.sock");
     let runtime_socket = root.join("runtime.sock");
@@ -77,6 +84,8 @@ pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
         .arg(&socket)
         .arg("--runtime-address")
         .arg(&runtime_socket)
+        .arg("--state")
+        .arg(strata_state(root))
         .arg("--log-level")
         .arg("warn")
         .stdout(Stdio::null())
@@ -94,6 +103,9 @@ pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
 }
 
 /// Starts a private containerd with its built-in content store and snapshotters on `root`.
+/// It runs containers too: the task runtime (`io.containerd.runtime.v2.task`, default runtime
+/// `io.containerd.runc.v2`: containerd-shim-runc-v2 and runc from PATH) is on by default in 1.6,
+/// its state under `<root>/state`.
 pub fn start_containerd(root: &Path) -> anyhow::Result<Server> {
     let socket = root.join("containerd.sock");
     let config = root.join("config.toml");

@@ -707,8 +707,67 @@ fn render_layer(plan: &LayerPlan, vocab: &[Vec<u8>]) -> anyhow::Result<(Vec<u8>,
     Ok((b.into_inner()?, shape))
 }
 
-fn sha256(data: &[u8]) -> String {
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Writes an OCI image archive (as `ctr images import` reads it) to `w`: `oci-layout`, the
+/// layer blobs, the config, a manifest naming them (`layers`: media type and blob, bottom
+/// first) and an index naming the manifest `reference`. Returns the writer and the manifest's
+/// digest.
+pub fn write_oci_archive<W: Write>(
+    w: W,
+    reference: &str,
+    config: &[u8],
+    layers: &[(&str, &[u8])],
+) -> anyhow::Result<(W, String)> {
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": config.len(),
+        },
+        "layers": layers.iter().map(|(media_type, blob)| json!({
+            "mediaType": media_type,
+            "digest": sha256(blob),
+            "size": blob.len(),
+        })).collect::<Vec<_>>(),
+    }))?;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha256(&manifest),
+            "size": manifest.len(),
+            "annotations": {
+                "io.containerd.image.name": reference,
+                "org.opencontainers.image.ref.name": "1",
+            },
+        }],
+    }))?;
+    let mut b = tar::Builder::new(w);
+    let mut put = |path: &str, data: &[u8]| -> anyhow::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(MTIME);
+        h.set_size(data.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, data)?;
+        Ok(())
+    };
+    put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let blob_path = |d: &[u8]| format!("blobs/sha256/{}", hex::encode(Sha256::digest(d)));
+    for (_, blob) in layers {
+        put(&blob_path(blob), blob)?;
+    }
+    put(&blob_path(config), config)?;
+    put(&blob_path(&manifest), &manifest)?;
+    put("index.json", &index)?;
+    Ok((b.into_inner()?, sha256(&manifest)))
 }
 
 fn compress(c: Compression, data: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -928,64 +987,26 @@ fn generate(
                 "created_by": format!("strata-bench imagegen layer {i}"),
             })).collect::<Vec<_>>(),
         }))?;
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256(&config),
-                "size": config.len(),
-            },
-            "layers": metas.iter().map(|l| json!({
-                "mediaType": c.oci_media_type(),
-                "digest": l.digest,
-                "size": l.size,
-            })).collect::<Vec<_>>(),
-        }))?;
-        let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": sha256(&manifest),
-                "size": manifest.len(),
-                "annotations": {
-                    "io.containerd.image.name": reference,
-                    "org.opencontainers.image.ref.name": "1",
-                },
-            }],
-        }))?;
         let tmp = dir.join(format!("{name}.tar.tmp"));
         let f =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
-        let mut put = |path: &str, data: &[u8]| -> anyhow::Result<()> {
-            let mut h = tar::Header::new_ustar();
-            h.set_mode(0o644);
-            h.set_mtime(MTIME);
-            h.set_size(data.len() as u64);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, path, data)?;
-            Ok(())
-        };
-        put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        let blob_path = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
-        for (_, _, _, blobs) in &results {
-            put(&blob_path(&blobs[ci].0), &blobs[ci].1)?;
-        }
-        put(&blob_path(&sha256(&config)), &config)?;
-        put(&blob_path(&sha256(&manifest)), &manifest)?;
-        put("index.json", &index)?;
-        b.into_inner()?
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+        let layers: Vec<(&str, &[u8])> = results
+            .iter()
+            .map(|(_, _, _, blobs)| (c.oci_media_type(), blobs[ci].1.as_slice()))
+            .collect();
+        let (w, manifest) = write_oci_archive(
+            BufWriter::with_capacity(1 << 20, f),
+            &reference,
+            &config,
+            &layers,
+        )?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let meta = Meta {
             generator: GENERATOR,
             label,
             compression: name.into(),
             reference,
-            manifest: sha256(&manifest),
+            manifest,
             layers: metas,
         };
         std::fs::rename(&tmp, dir.join(format!("{name}.tar")))?;

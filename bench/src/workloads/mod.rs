@@ -8,4 +8,5 @@ pub mod parent;
 pub mod runtime;
 pub mod snapshots;
 pub mod suites;
+pub mod tasks;
 pub mod unpack;

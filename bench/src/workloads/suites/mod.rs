@@ -5,6 +5,7 @@ pub mod content;
 pub mod mixed;
 pub mod runtime;
 pub mod snapshots;
+pub mod tasks;
 pub mod unpack;
 
 /// What each side syncs before answering, printed with every report.
