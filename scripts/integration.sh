@@ -467,8 +467,12 @@ cri_round() { # backend compression
         return
     fi
     log "  $out"
-    if ! strata_ls -snapshotter "$b" | grep -q "^snapshot $b Committed $CHAIN_ID "; then
-        fail "$tag" "the top layer was not unpacked by strata (no committed $CHAIN_ID in $b): $(strata_ls -snapshotter "$b" | grep snapshot)"
+    # Listed first, then searched: `strata_ls | grep -q` fails under pipefail when grep's early
+    # exit gives strata_ls a SIGPIPE.
+    local listed
+    listed=$(strata_ls -snapshotter "$b")
+    if ! grep -q "^snapshot $b Committed $CHAIN_ID " <<<"$listed"; then
+        fail "$tag" "the top layer was not unpacked by strata (no committed $CHAIN_ID in $b): $(grep snapshot <<<"$listed")"
         rc=1
     elif ! ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter "$b" prepare cri-cmp "$CHAIN_ID" >/dev/null ||
         ! ctr -a "$CSOCK" -n "$ns" image pull --plain-http --snapshotter overlayfs "$REG/it/img:$c" >/dev/null ||
