@@ -13,11 +13,36 @@
 //! Unicode-aware); one that does not compile is a parse error (containerd only logs it and
 //! never matches).
 //!
+//! A filter request is capped so that a hostile one cannot make the daemon compile thousands of
+//! large programs: at most [`MAX_SELECTORS`] selectors (of which at most [`MAX_REGEXES`] `~=`),
+//! patterns of at most [`MAX_PATTERN_BYTES`], each compiling within [`REGEX_SIZE_LIMIT`] (and
+//! matching with a lazy-DFA cache of at most [`REGEX_DFA_SIZE_LIMIT`]). Past any cap the request
+//! is a parse error (InvalidArgument), whose message names the cap and not the whole input.
+//!
 //! CONTRACT (implement): the types and signatures below; record types implement [`Adaptor`].
 
 mod parser;
 mod scanner;
 mod unquote;
+
+/// Selectors one request may hold, over all its filter strings (an empty string, containerd's
+/// "match everything", counts as one). containerd's own clients send a handful.
+pub const MAX_SELECTORS: usize = 128;
+
+/// Regular-expression (`~=`) selectors one request may hold, each compiled on every request.
+pub const MAX_REGEXES: usize = 16;
+
+/// The longest regular expression accepted, in bytes (after unquoting).
+pub const MAX_PATTERN_BYTES: usize = 4096;
+
+/// The most heap one compiled regular expression may take (`RegexBuilder::size_limit`): roomy
+/// for label patterns (`^\w{1,64}$`, Unicode-aware, takes about 3 MiB), but
+/// `\pL{40}\pN{40}` repeated a few times is rejected instead of compiled.
+pub const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// The most heap one regular expression's lazy DFA cache may take
+/// (`RegexBuilder::dfa_size_limit`); past it matching falls back to slower engines.
+pub const REGEX_DFA_SIZE_LIMIT: usize = 1 << 20;
 
 /// A field lookup on a record: `path` is the parsed field path (`["labels", "a.b/c"]`).
 /// Returns `None` when the field is absent.
@@ -59,22 +84,25 @@ pub fn parse(input: &str) -> Result<Filter, ParseError> {
     if input.is_empty() {
         return Ok(Filter::default());
     }
-    let selectors = parser::Parser::new(input).selectors()?;
+    let selectors = parser::Parser::new(input, &mut parser::Budget::default()).selectors()?;
     Ok(Filter {
         alternatives: vec![selectors],
     })
 }
 
 /// Parses several filter strings, OR-ed; no strings (or only empty ones) match everything.
+/// The caps ([`MAX_SELECTORS`], [`MAX_REGEXES`]) apply to all the strings together.
 pub fn parse_all<S: AsRef<str>>(inputs: &[S]) -> Result<Filter, ParseError> {
-    let mut alternatives = Vec::with_capacity(inputs.len());
+    let mut budget = parser::Budget::default();
+    let mut alternatives = Vec::with_capacity(inputs.len().min(MAX_SELECTORS));
     for input in inputs {
-        let filter = parse(input.as_ref())?;
-        if filter.alternatives.is_empty() {
+        let input = input.as_ref();
+        if input.is_empty() {
             // An empty string is containerd's `Always`: an AND of nothing.
+            budget.selector()?;
             alternatives.push(Vec::new());
         } else {
-            alternatives.extend(filter.alternatives);
+            alternatives.push(parser::Parser::new(input, &mut budget).selectors()?);
         }
     }
     Ok(Filter { alternatives })

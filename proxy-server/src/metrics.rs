@@ -12,8 +12,13 @@
 //! * `strata_content_ingested_bytes_total`: Write data accepted;
 //! * `strata_content_read_bytes_total`: Read data served;
 //! * `strata_snapshots{backend,kind}`: snapshots in the proxy view, listed at scrape time.
+//!
+//! Only the methods the sockets serve get their own `service`/`method` labels; every other path
+//! is counted as `service="unknown",method="unknown"` (see [`known`]), so made-up method names
+//! cannot grow the number of series (memory is spent even with the endpoint off).
 
 mod http;
+mod known;
 mod layer;
 
 use std::collections::BTreeMap;
@@ -125,10 +130,13 @@ pub fn add_read(n: usize) {
     METRICS.read.inc_by(n as u64);
 }
 
-/// Splits a gRPC path `/package.Service/Method` into its labels.
+/// The label value of every path that is not a served method.
+const UNKNOWN: &str = "unknown";
+
+/// The labels of a gRPC path `/package.Service/Method`: its service and method if served,
+/// else [`UNKNOWN`] for both.
 fn rpc_labels(path: &str) -> RpcLabels {
-    let path = path.strip_prefix('/').unwrap_or(path);
-    let (service, method) = path.rsplit_once('/').unwrap_or(("", path));
+    let (service, method) = known::lookup(path).unwrap_or((UNKNOWN, UNKNOWN));
     RpcLabels {
         service: service.to_string(),
         method: method.to_string(),
@@ -188,17 +196,20 @@ mod tests {
         let l = rpc_labels("/containerd.services.content.v1.Content/Write");
         assert_eq!(l.service, "containerd.services.content.v1.Content");
         assert_eq!(l.method, "Write");
-        let odd = rpc_labels("/nomethod");
-        assert_eq!(
-            (odd.service.as_str(), odd.method.as_str()),
-            ("", "nomethod")
-        );
+        for odd in [
+            "/nomethod",
+            "/made.Up/Write",
+            "/containerd.services.content.v1.Content/X",
+        ] {
+            let l = rpc_labels(odd);
+            assert_eq!((l.service.as_str(), l.method.as_str()), (UNKNOWN, UNKNOWN));
+        }
     }
 
     #[test]
     fn counters_get_total_and_histograms_their_buckets() {
         add_ingested(3);
-        let labels = rpc_labels("/s.S/M");
+        let labels = rpc_labels("/containerd.services.version.v1.Version/Version");
         METRICS.latency.get_or_create(&labels).observe(0.01);
         let mut out = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut out, &METRICS.registry).unwrap();
@@ -206,8 +217,7 @@ mod tests {
             out.contains("# TYPE strata_content_ingested_bytes_total counter"),
             "{out}"
         );
-        let bucket =
-            r#"strata_grpc_request_duration_seconds_bucket{service="s.S",method="M",le="0.016"} 1"#;
+        let bucket = r#"strata_grpc_request_duration_seconds_bucket{service="containerd.services.version.v1.Version",method="Version",le="0.016"} 1"#;
         assert!(out.contains(bucket), "{out}");
     }
 }

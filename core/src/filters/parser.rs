@@ -2,19 +2,62 @@
 
 use super::scanner::{Ch, Scanner, Token};
 use super::unquote::unquote;
-use super::{Operator, ParseError, Selector};
+use super::{
+    MAX_PATTERN_BYTES, MAX_REGEXES, MAX_SELECTORS, Operator, ParseError, REGEX_DFA_SIZE_LIMIT,
+    REGEX_SIZE_LIMIT, Selector,
+};
 use crate::goquote::quote;
 
-pub(super) struct Parser<'a> {
-    input: &'a str,
-    scanner: Scanner<'a>,
+/// What is left of one request's caps on selectors and regular expressions.
+pub(super) struct Budget {
+    selectors: usize,
+    regexes: usize,
 }
 
-impl<'a> Parser<'a> {
-    pub(super) fn new(input: &'a str) -> Self {
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            selectors: MAX_SELECTORS,
+            regexes: MAX_REGEXES,
+        }
+    }
+}
+
+impl Budget {
+    /// Takes one selector, or fails once [`MAX_SELECTORS`] are taken.
+    pub(super) fn selector(&mut self) -> Result<(), ParseError> {
+        take(&mut self.selectors, "selectors", MAX_SELECTORS)
+    }
+
+    /// Takes one regular expression, or fails once [`MAX_REGEXES`] are taken.
+    fn regex(&mut self) -> Result<(), ParseError> {
+        take(&mut self.regexes, "regular expressions", MAX_REGEXES)
+    }
+}
+
+/// Takes one from `left`, or fails naming `what` and its cap `max` once none is left.
+fn take(left: &mut usize, what: &str, max: usize) -> Result<(), ParseError> {
+    *left = left.checked_sub(1).ok_or_else(|| {
+        ParseError(format!(
+            "filters: parse error: too many {what}: a request may hold at most {max}"
+        ))
+    })?;
+    Ok(())
+}
+
+pub(super) struct Parser<'a, 'b> {
+    input: &'a str,
+    scanner: Scanner<'a>,
+    budget: &'b mut Budget,
+}
+
+impl<'a, 'b> Parser<'a, 'b> {
+    /// A parser of `input` taking its selectors from `budget`.
+    pub(super) fn new(input: &'a str, budget: &'b mut Budget) -> Self {
         Parser {
             input,
             scanner: Scanner::new(input),
+            budget,
         }
     }
 
@@ -45,6 +88,7 @@ impl<'a> Parser<'a> {
 
     /// `fieldpath (operator value)?`
     fn selector(&mut self) -> Result<Selector, ParseError> {
+        self.budget.selector()?;
         let path = self.fieldpath()?;
         if matches!(self.scanner.peek(), Ch::Rune(',') | Ch::Eof) {
             let op = Operator::Present;
@@ -52,11 +96,14 @@ impl<'a> Parser<'a> {
         }
         let op = self.operator()?;
         let is_regex = op == "~=";
+        if is_regex {
+            self.budget.regex()?;
+        }
         let (pos, value) = self.value(is_regex)?;
         let op = match op {
             "==" => Operator::Equal(value),
             "!=" => Operator::NotEqual(value),
-            _ => Operator::Matches(self.regex(pos, value)?),
+            _ => Operator::Matches(self.regex(pos, &path, value)?),
         };
         Ok(Selector { path, op })
     }
@@ -115,13 +162,38 @@ impl<'a> Parser<'a> {
         unquote(text).map_err(|e| self.error(pos, &format!("unquoting failed: {e}")))
     }
 
-    fn regex(&self, pos: usize, value: Vec<u8>) -> Result<regex::Regex, ParseError> {
+    /// Compiles the pattern of the `~=` selector on `path`, within the size caps.
+    fn regex(
+        &self,
+        pos: usize,
+        path: &[String],
+        value: Vec<u8>,
+    ) -> Result<regex::Regex, ParseError> {
+        if value.len() > MAX_PATTERN_BYTES {
+            return Err(ParseError(format!(
+                "filters: parse error: regexp of {} bytes for {} is longer than the limit of \
+                 {MAX_PATTERN_BYTES} bytes",
+                value.len(),
+                shown(path)
+            )));
+        }
         let pattern = String::from_utf8(value)
             .map_err(|_| self.error(pos, "error parsing regexp: invalid UTF-8"))?;
-        regex::Regex::new(&pattern).map_err(|e| {
-            let msg = format!("error parsing regexp {}: {}", quote(&pattern), reason(&e));
-            self.error(pos, &msg)
-        })
+        regex::RegexBuilder::new(&pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+            .build()
+            .map_err(|e| match e {
+                regex::Error::CompiledTooBig(limit) => ParseError(format!(
+                    "filters: parse error: regexp for {} exceeds the compiled size limit of \
+                     {limit} bytes",
+                    shown(path)
+                )),
+                e => {
+                    let msg = format!("error parsing regexp {}: {}", quote(&pattern), reason(&e));
+                    self.error(pos, &msg)
+                }
+            })
     }
 
     /// containerd's message: `filters: parse error: [before >|c|< after]: msg`.
@@ -144,5 +216,15 @@ fn reason(e: &regex::Error) -> String {
     match text.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
         Some(reason) => reason.to_owned(),
         None => text.replace('\n', " "),
+    }
+}
+
+/// A field path for a message: its elements joined by `.`, cut after 128 characters.
+fn shown(path: &[String]) -> String {
+    const MAX: usize = 128;
+    let joined = path.join(".");
+    match joined.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
     }
 }

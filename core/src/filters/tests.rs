@@ -279,4 +279,5 @@ fn parse_all_reports_the_failing_filter() {
 }
 
 mod golden;
+mod limits;
 mod snapshots;

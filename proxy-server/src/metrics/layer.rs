@@ -162,3 +162,65 @@ impl<B: Body + Unpin> Body for MeteredBody<B> {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+
+    /// Calls `path` through the layer around a handler that answers `grpc-status: 12`.
+    async fn call(path: &str) {
+        let inner = tower::service_fn(|_req: Request<()>| async {
+            let resp = Response::builder()
+                .header("grpc-status", "12")
+                .body(String::new())
+                .unwrap();
+            Ok::<_, Infallible>(resp)
+        });
+        let req = Request::builder().uri(path).body(()).unwrap();
+        let resp = RpcMetricsLayer.layer(inner).oneshot(req).await.unwrap();
+        drop(resp);
+    }
+
+    /// The series of the process registry whose line starts with `family{`.
+    fn series(family: &str) -> Vec<String> {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &METRICS.registry).unwrap();
+        let prefix = format!("{family}{{");
+        out.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn made_up_paths_share_one_series() {
+        for i in 0..20_000 {
+            call(&format!("/made.up.Service{i}/Method{i}")).await;
+        }
+        call("/containerd.services.content.v1.Content/Write").await;
+        call("/containerd.services.content.v1.Content/NoSuchMethod").await;
+        call("/nomethod").await;
+        // Known methods (at most every one, as other tests share the registry) plus `unknown`.
+        let bound = super::super::known::count() + 1;
+        let requests = series("strata_grpc_requests_total");
+        assert!(requests.len() <= bound, "{} request series", requests.len());
+        let errors = series("strata_grpc_errors_total");
+        assert!(errors.len() <= bound, "{} error series", errors.len());
+        let latency = series("strata_grpc_request_duration_seconds_count");
+        assert!(latency.len() <= bound, "{} latency series", latency.len());
+        let known = r#"service="containerd.services.content.v1.Content",method="Write""#;
+        assert!(requests.iter().any(|l| l.contains(known)), "{requests:?}");
+        let unknown = r#"{service="unknown",method="unknown"}"#;
+        let line = requests.iter().find(|l| l.contains(unknown));
+        let n: u64 = line
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(n >= 20_002, "unknown: {line:?}");
+        let code = r#"{service="unknown",method="unknown",code="Unimplemented"}"#;
+        assert!(errors.iter().any(|l| l.contains(code)), "{errors:?}");
+    }
+}
