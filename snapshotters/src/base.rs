@@ -64,24 +64,40 @@ impl Base {
         let parents = self.ms.check_create(view, kind, key, parent)?;
         let id = self.ms.reserve_id()?;
         if l.own_dir(kind, !parent.is_empty()) {
-            self.build_dir(l, id, kind, &parents)?;
+            self.build_dir(l, id, kind, &parents)
+                .map_err(|e| self.lost_race(view, kind, key, parent, e))?;
         }
         let res = self
             .ms
             .create_snapshot_with_id(view, id, kind, key, parent, labels);
-        if res.is_err() {
-            l.remove_dir(&self.dirs, id)?;
+        if res.is_err()
+            && let Err(e) = l.remove_dir(&self.dirs, id)
+        {
+            tracing::warn!(error = %e, id, "snapshot directory left for cleanup");
         }
         res
     }
 
+    /// The error of a creation whose filesystem work failed: when the parent was removed (or
+    /// the key created) meanwhile, that race's NotFound (or AlreadyExists), else `err`.
+    fn lost_race(&self, view: &str, kind: Kind, key: &str, parent: &str, err: Error) -> Error {
+        match self.ms.check_create(view, kind, key, parent) {
+            Err(e @ (Error::NotFound(_) | Error::AlreadyExists(_))) => e,
+            _ => err,
+        }
+    }
+
+    /// Builds `new-*` with [`Layout::fill`] and installs it as `<id>`; on failure it is
+    /// deleted (a failure to delete it is logged, and left to Cleanup).
     fn build_dir<L: Layout>(&self, l: &L, id: u64, kind: Kind, parents: &[u64]) -> Result<()> {
         let tmp = self.dirs.create_temp()?;
         let res = l
             .fill(&self.dirs, &tmp, kind, parents)
             .and_then(|()| self.dirs.install(&tmp, id).map(drop));
-        if res.is_err() {
-            l.remove_tree(&tmp)?;
+        if res.is_err()
+            && let Err(e) = l.remove_tree(&tmp)
+        {
+            tracing::warn!(error = %e, path = %tmp.display(), "half-built directory left for cleanup");
         }
         res
     }
@@ -152,5 +168,149 @@ impl Base {
         let _g = self.exclusive();
         let live = self.ms.ids()?;
         l.cleanup(&self.dirs, &live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::Mount;
+    use crate::native::NativeLayout;
+    use crate::overlay::OverlayLayout;
+
+    type Hook = Box<dyn Fn() + Send + Sync>;
+
+    /// `inner`, with `hook` run at the start of every fill and, when `fail_remove`, a
+    /// `remove_dir` that always fails.
+    struct Hooked<L> {
+        inner: L,
+        hook: Hook,
+        fail_remove: bool,
+    }
+
+    impl<L: std::fmt::Debug> std::fmt::Debug for Hooked<L> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Hooked")
+                .field("inner", &self.inner)
+                .finish()
+        }
+    }
+
+    impl<L: Layout> Layout for Hooked<L> {
+        fn own_dir(&self, kind: Kind, has_parent: bool) -> bool {
+            self.inner.own_dir(kind, has_parent)
+        }
+        fn fill(&self, dirs: &Dirs, tmp: &Path, kind: Kind, parents: &[u64]) -> Result<()> {
+            (self.hook)();
+            self.inner.fill(dirs, tmp, kind, parents)
+        }
+        fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
+            self.inner.mounts(dirs, snap)
+        }
+        fn data_dir(&self, dirs: &Dirs, id: u64) -> PathBuf {
+            self.inner.data_dir(dirs, id)
+        }
+        fn remove_dir(&self, dirs: &Dirs, id: u64) -> Result<()> {
+            if self.fail_remove {
+                let e = std::io::Error::other("injected cleanup failure");
+                return Err(Error::io(format!("remove snapshot directory {id}"), e));
+            }
+            self.inner.remove_dir(dirs, id)
+        }
+    }
+
+    fn open(root: &Path) -> (Arc<DB>, Base) {
+        let db = strata_core::db::open(&root.join("db"), crate::COLUMN_FAMILIES).unwrap();
+        let base = Base::new(db.clone(), "t", &root.join("dir")).unwrap();
+        (db, base)
+    }
+
+    /// Regression: the losers of a race on one key got their cleanup's error (Unknown)
+    /// instead of AlreadyExists when deleting their directory failed.
+    fn racing_creates_of_one_key<L: Layout>(inner: L) {
+        const N: usize = 6;
+        let d = tempfile::tempdir().unwrap();
+        let (_db, base) = open(d.path());
+        let barrier = Arc::new(Barrier::new(N));
+        let b = barrier.clone();
+        let l = Hooked {
+            inner,
+            hook: Box::new(move || drop(b.wait())),
+            fail_remove: true,
+        };
+        let results: Vec<Result<Snapshot>> = std::thread::scope(|s| {
+            let create = || base.create(&l, "v", Kind::Active, "k", "", Labels::new());
+            let handles: Vec<_> = (0..N).map(|_| s.spawn(create)).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert!(matches!(r, Err(Error::AlreadyExists(_))), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn racing_creates_of_one_key_native() {
+        racing_creates_of_one_key(NativeLayout::default());
+    }
+
+    #[test]
+    fn racing_creates_of_one_key_overlay() {
+        racing_creates_of_one_key(OverlayLayout::default());
+    }
+
+    /// Regression: a Prepare whose parent was removed while its directory was being built
+    /// failed with the filesystem's error (Unknown) instead of NotFound.
+    fn prepare_losing_its_parent<L: Layout>(inner: L) {
+        let d = tempfile::tempdir().unwrap();
+        let (db, base) = open(d.path());
+        let (ms, dirs) = (
+            Metastore::new(db, "t"),
+            Dirs::new(&d.path().join("dir")).unwrap(),
+        );
+        let armed = Arc::new(AtomicBool::new(false));
+        let fire = armed.clone();
+        let l = Hooked {
+            inner,
+            hook: Box::new(move || {
+                if fire.swap(false, Ordering::SeqCst) {
+                    let (id, _) = ms.remove("v", "p").expect("remove the parent");
+                    dirs.remove(id).expect("remove the parent's directory");
+                }
+            }),
+            fail_remove: false,
+        };
+        base.create(&l, "v", Kind::Active, "a", "", Labels::new())
+            .unwrap();
+        base.commit(&l, "v", "p", "a", Labels::new()).unwrap();
+        armed.store(true, Ordering::SeqCst);
+        let res = base.create(&l, "v", Kind::Active, "c", "p", Labels::new());
+        assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
+        assert!(matches!(
+            base.ms.get_info("v", "c"),
+            Err(Error::NotFound(_))
+        ));
+        let left = std::fs::read_dir(d.path().join("dir/snapshots"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "no directory left behind");
+    }
+
+    #[test]
+    fn prepare_losing_its_parent_native() {
+        prepare_losing_its_parent(NativeLayout::default());
+    }
+
+    #[test]
+    fn prepare_losing_its_parent_overlay() {
+        prepare_losing_its_parent(OverlayLayout::default());
     }
 }

@@ -160,3 +160,43 @@ async fn cleanup_deletes_crash_leftovers() {
     assert_eq!(before, after);
     sn.remove("v", "live").await.unwrap();
 }
+
+/// Regression: the parent's absolute symlink `etc -> <host>/etc`, replaced by a directory in
+/// the child, made Usage and Commit stat and read host files through it.
+#[tokio::test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
+async fn usage_never_reads_through_a_symlink_of_the_parent() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::var_os("STRATA_BTRFS_ROOT").expect("STRATA_BTRFS_ROOT is not set");
+    assert!(nix::unistd::geteuid().is_root(), "needs root");
+    let d = tempfile::tempdir_in(root).expect("tempdir on btrfs");
+    let host = d.path().join("host/etc");
+    std::fs::create_dir_all(&host).unwrap();
+    let sn = Btrfs::open(&d.path().join("root")).unwrap();
+    let dir = d.path().join("root/snapshots/btrfs/snapshots");
+    let l = Labels::new();
+    sn.prepare("v", "a", "", l.clone()).await.unwrap();
+    std::os::unix::fs::symlink(&host, dir.join("1/etc")).unwrap();
+    sn.commit("v", "p", "a", l.clone()).await.unwrap();
+    sn.prepare("v", "c", "p", l.clone()).await.unwrap();
+    let child = dir.join("2");
+    std::fs::remove_file(child.join("etc")).unwrap();
+    std::fs::create_dir(child.join("etc")).unwrap();
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    for f in [host.join("passwd"), child.join("etc/passwd")] {
+        std::fs::write(&f, b"root:x:0:0::/root:/bin/sh").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_modified(when).unwrap();
+    }
+    let live = sn.usage("v", "c").await.unwrap();
+    sn.commit("v", "top", "c", l.clone()).await.unwrap();
+    let recorded = sn.usage("v", "top").await.unwrap();
+    for k in ["top", "p"] {
+        sn.remove("v", k).await.unwrap();
+    }
+    sn.cleanup().await.unwrap();
+    delete_tree(d.path()).unwrap();
+    assert_eq!(live.inodes, 2, "etc and etc/passwd are new: {live:?}");
+    assert_eq!(recorded, live);
+}

@@ -1,15 +1,20 @@
 //! A faithful recursive copy (containerd's `fs.CopyDir`): owners, modes, timestamps (set on
 //! directories after their children), xattrs, hard links, symlinks, devices, fifos, sockets
 //! and sparse files.
+//!
+//! The source is read through directory descriptors ([`super::at`]), one name at a time with
+//! `O_NOFOLLOW`: an entry swapped for a symlink during the copy is copied as a symlink or
+//! fails the copy, and never pulls in what it points to.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::at;
 use super::file::copy_data;
 use super::xattr::copy_xattrs;
 use crate::{Error, Result};
@@ -20,26 +25,43 @@ type Inodes = HashMap<(u64, u64), PathBuf>;
 /// Copies the contents and attributes of directory `src` into the existing directory `dst`.
 pub fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
     let mut inodes = Inodes::new();
-    copy_tree(src, dst, &mut inodes)
+    at::open_dir(src)
+        .and_then(|dir| copy_tree(&dir, src, src, dst, &mut inodes))
         .map_err(|e| Error::io(format!("copy {} to {}", src.display(), dst.display()), e))
 }
 
-fn copy_tree(src: &Path, dst: &Path, inodes: &mut Inodes) -> io::Result<()> {
-    for entry in fs::read_dir(src)? {
-        let entry = entry?;
-        let s = entry.path();
-        let md = fs::symlink_metadata(&s)?;
-        copy_entry(&s, &dst.join(entry.file_name()), &md, inodes)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", s.display())))?;
+/// Copies the entries of the open directory `dir` (at `path`, for messages; `attrs` is a path
+/// to it for its extended attributes), then its attributes.
+fn copy_tree(
+    dir: &File,
+    path: &Path,
+    attrs: &Path,
+    dst: &Path,
+    inodes: &mut Inodes,
+) -> io::Result<()> {
+    for name in at::names(dir)? {
+        let src = path.join(&name);
+        copy_entry(dir, &name, &src, &dst.join(&name), inodes)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     }
-    copy_metadata(dst, &fs::symlink_metadata(src)?, src)
+    copy_metadata(dst, &dir.metadata()?, attrs)
 }
 
-fn copy_entry(src: &Path, dst: &Path, md: &Metadata, inodes: &mut Inodes) -> io::Result<()> {
+/// Copies entry `name` of `dir` (at `src`, for messages) to `dst`.
+fn copy_entry(
+    dir: &File,
+    name: &OsStr,
+    src: &Path,
+    dst: &Path,
+    inodes: &mut Inodes,
+) -> io::Result<()> {
+    let md = at::lstat_at(dir, name)?;
     let ft = md.file_type();
+    let attrs = at::proc_path(dir, name);
     if ft.is_dir() {
+        let sub = at::open_dir_at(dir, name)?;
         fs::create_dir(dst)?;
-        return copy_tree(src, dst, inodes);
+        return copy_tree(&sub, src, &attrs, dst, inodes);
     }
     if md.nlink() > 1 {
         if let Some(first) = inodes.get(&(md.dev(), md.ino())) {
@@ -48,23 +70,22 @@ fn copy_entry(src: &Path, dst: &Path, md: &Metadata, inodes: &mut Inodes) -> io:
         inodes.insert((md.dev(), md.ino()), dst.to_path_buf());
     }
     if ft.is_file() {
-        copy_file(src, dst, md.len())?;
+        copy_file(&at::open_file_at(dir, name, &md)?, dst, md.len())?;
     } else if ft.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+        std::os::unix::fs::symlink(at::read_link_at(dir, name)?, dst)?;
     } else {
         mknod(dst, md.mode(), md.rdev())?;
     }
-    copy_metadata(dst, md, src)
+    copy_metadata(dst, &md, &attrs)
 }
 
-fn copy_file(src: &Path, dst: &Path, len: u64) -> io::Result<()> {
-    let s = File::open(src)?;
+fn copy_file(src: &File, dst: &Path, len: u64) -> io::Result<()> {
     let d = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(dst)?;
-    copy_data(&s, &d, len)
+    copy_data(src, &d, len)
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
@@ -154,6 +175,53 @@ mod tests {
         let sp = md(&dst.join("sparse"));
         assert_eq!(sp.len(), 64 << 20);
         assert!(sp.blocks() * 512 < 1 << 20, "holes stay holes");
+    }
+
+    /// Regression: a regular file swapped for a symlink to a host file during the copy was
+    /// opened by path (following the symlink) and the host file's data copied in.
+    #[test]
+    fn a_file_swapped_for_a_symlink_is_never_followed() {
+        let base = tempfile::tempdir().unwrap();
+        let (src, stage) = (base.path().join("src"), base.path().join("stage"));
+        fs::create_dir(&src).unwrap();
+        fs::create_dir(&stage).unwrap();
+        let secret = base.path().join("secret");
+        fs::write(&secret, b"host secret").unwrap();
+        let names: Vec<String> = (0..16).map(|i| format!("f{i}")).collect();
+        for n in &names {
+            fs::write(src.join(n), b"own content").unwrap();
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let followed = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for n in &names {
+                        let (f, l) = (stage.join("file"), stage.join("link"));
+                        fs::write(&f, b"own content").unwrap();
+                        fs::rename(&f, src.join(n)).unwrap();
+                        symlink(&secret, &l).unwrap();
+                        fs::rename(&l, src.join(n)).unwrap();
+                    }
+                }
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            let mut followed = Vec::new();
+            while std::time::Instant::now() < deadline {
+                let dst = tempfile::tempdir_in(base.path()).unwrap();
+                if copy_dir(&src, dst.path()).is_err() {
+                    continue;
+                }
+                for n in &names {
+                    let p = dst.path().join(n);
+                    if md(&p).is_file() && fs::read(&p).unwrap() != b"own content" {
+                        followed.push(p.display().to_string());
+                    }
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            followed
+        });
+        assert!(followed.is_empty(), "host file copied into {followed:?}");
     }
 
     fn md(p: &Path) -> Metadata {

@@ -1,12 +1,14 @@
 //! Filesystem helpers the backends share: a faithful recursive copy ([`copy_dir`]), disk usage
 //! ([`disk_usage`]) and the snapshot directory layout ([`Dirs`]).
 
+pub(crate) mod at;
 mod copy;
 mod dirs;
 mod du;
 mod file;
 mod xattr;
 
+pub use at::syncfs;
 pub use copy::copy_dir;
 pub use dirs::Dirs;
 pub(crate) use dirs::{chmod, remove_all};

@@ -3,6 +3,10 @@
 //!
 //! Layout: `<dir>/snapshots/<id>`. A view with a parent has no directory of its own: it
 //! mounts the parent read-only. Mounts are `bind` with `["rbind", "rw"|"ro"]`.
+//!
+//! Prepare on a parent copies the parent's directory without ever following a symlink in it
+//! ([`copy_dir`]), then syncs the filesystem (one `syncfs`) before the record is written, so
+//! an active snapshot never comes back truncated after a power loss.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use rocksdb::DB;
 use crate::backend::{Backend, Layout};
 use crate::fsutil::{Dirs, copy_dir};
 use crate::metastore::Snapshot;
-use crate::{Kind, Mount, Result};
+use crate::{Error, Kind, Mount, Result};
 
 #[cfg(test)]
 mod tests;
@@ -24,14 +28,25 @@ pub const NAME: &str = "native";
 pub type Native = Backend<NativeLayout>;
 
 /// Full-copy directories, bind-mounted.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NativeLayout;
+#[derive(Debug, Clone, Copy)]
+pub struct NativeLayout {
+    /// Makes a finished copy durable ([`crate::fsutil::syncfs`]; a seam for tests).
+    syncfs: fn(&Path) -> std::io::Result<()>,
+}
+
+impl Default for NativeLayout {
+    fn default() -> Self {
+        NativeLayout {
+            syncfs: crate::fsutil::syncfs,
+        }
+    }
+}
 
 impl Backend<NativeLayout> {
     /// A native snapshotter keeping directories under `dir` and records in the shared `db`
     /// (opened with [`crate::COLUMN_FAMILIES`]).
     pub fn new(db: Arc<DB>, dir: PathBuf) -> Result<Self> {
-        Self::with_layout(db, NAME, &dir, NativeLayout)
+        Self::with_layout(db, NAME, &dir, NativeLayout::default())
     }
 
     /// A standalone snapshotter with its own database at `root/db` and directories under
@@ -49,7 +64,11 @@ impl Layout for NativeLayout {
 
     fn fill(&self, dirs: &Dirs, tmp: &Path, _kind: Kind, parents: &[u64]) -> Result<()> {
         match parents.first() {
-            Some(p) => copy_dir(&dirs.path(*p), tmp),
+            Some(p) => {
+                copy_dir(&dirs.path(*p), tmp)?;
+                // The copy must be durable before the record that makes it active is written.
+                (self.syncfs)(tmp).map_err(|e| Error::io(format!("syncfs {}", tmp.display()), e))
+            }
             None => Ok(()),
         }
     }

@@ -81,3 +81,71 @@ async fn cleanup_removes_orphans_only() {
         .collect();
     assert_eq!(names, ["1"]);
 }
+
+#[tokio::test]
+async fn empty_and_oversized_keys_are_invalid_argument() {
+    let d = tempfile::tempdir().unwrap();
+    let sn = Native::open(d.path()).unwrap();
+    let long = "k".repeat(32 * 1024 + 1);
+    for key in ["", long.as_str()] {
+        let err = sn.prepare(V, key, "", Labels::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        let err = sn.view(V, key, "", Labels::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+    sn.prepare(V, "a", "", Labels::new()).await.unwrap();
+    let err = sn.commit(V, "", "a", Labels::new()).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(sn.stat(V, "").await, Err(Error::NotFound(_))));
+    assert_eq!(sn.list(V, &[]).await.unwrap().len(), 1);
+}
+
+static SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_sync(path: &std::path::Path) -> std::io::Result<()> {
+    SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    crate::fsutil::syncfs(path)
+}
+
+fn failing_sync(_: &std::path::Path) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::EIO))
+}
+
+fn open_with_sync(root: &Path, syncfs: fn(&Path) -> std::io::Result<()>) -> Native {
+    let db = strata_core::db::open(&root.join("db"), crate::COLUMN_FAMILIES).unwrap();
+    let dir = root.join("snapshots").join(NAME);
+    Native::with_layout(db, NAME, &dir, NativeLayout { syncfs }).unwrap()
+}
+
+/// Regression: Prepare fsynced only the directory entry, so a power loss could leave an
+/// active snapshot with truncated files; the copy is now synced (one syncfs) first.
+#[tokio::test]
+async fn prepare_syncs_the_copy_once() {
+    let d = tempfile::tempdir().unwrap();
+    let sn = open_with_sync(d.path(), counting_sync);
+    sn.prepare(V, "a", "", Labels::new()).await.unwrap();
+    sn.commit(V, "p", "a", Labels::new()).await.unwrap();
+    let before = SYNCS.load(std::sync::atomic::Ordering::SeqCst);
+    sn.prepare(V, "c", "p", Labels::new()).await.unwrap();
+    assert_eq!(SYNCS.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+}
+
+/// A failing sync fails Prepare before its record is written, and leaves no directory.
+#[tokio::test]
+async fn a_failed_sync_fails_prepare_and_leaves_no_record() {
+    let d = tempfile::tempdir().unwrap();
+    let sn = open_with_sync(d.path(), failing_sync);
+    sn.prepare(V, "a", "", Labels::new()).await.unwrap();
+    sn.commit(V, "p", "a", Labels::new()).await.unwrap();
+    let err = sn.prepare(V, "c", "p", Labels::new()).await.unwrap_err();
+    match &err {
+        Error::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(libc::EIO), "{err}"),
+        other => panic!("expected the sync's error, got {other:?}"),
+    }
+    assert!(matches!(sn.stat(V, "c").await, Err(Error::NotFound(_))));
+    let names: Vec<_> = fs::read_dir(d.path().join("snapshots/native/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["1"], "only the parent's directory");
+}

@@ -2,8 +2,8 @@
 //!
 //! It mirrors containerd 1.6's `snapshots/testsuite` case by case (Basic, StatActive, ...,
 //! 128LayersMount) and adds what a drop-in must also get right: opaque keys, filter and label
-//! errors, error variants, per-view isolation, concurrent Prepare, restart persistence and
-//! crash consistency under `kill -9`.
+//! errors, error variants, per-view isolation, concurrent Prepare (also racing Remove),
+//! restart persistence and crash consistency under `kill -9`.
 //!
 //! ```ignore
 //! // tests/overlay.rs
@@ -85,6 +85,7 @@ macro_rules! testsuite {
                 error_variants,
                 view_isolation,
                 concurrent_prepare,
+                prepare_remove_parent_race,
                 restart_persistence,
                 kill9_during_prepare_commit,
             );

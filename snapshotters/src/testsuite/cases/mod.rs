@@ -26,5 +26,5 @@ pub use labels::{commit_replaces_labels, label_limits, update, update_masks};
 pub use mounts::{layers_128_mount, root_permission, view_readonly};
 pub use remove::{remove, remove_intermediate_snapshot};
 pub use restart::{close_twice, restart_persistence};
-pub use views::{concurrent_prepare, view_isolation};
+pub use views::{concurrent_prepare, prepare_remove_parent_race, view_isolation};
 pub use walk::{filter_errors, stat_in_walk, walk};

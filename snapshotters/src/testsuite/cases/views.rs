@@ -107,3 +107,45 @@ pub async fn concurrent_prepare(cx: Ctx) {
         "race, winner and 15 uncommitted keys"
     );
 }
+
+/// Prepare on a parent racing the parent's Remove, 16 rounds: Prepare gives OK or NotFound
+/// (never Unknown), Remove OK or FailedPrecondition, never both OK. Then 16 concurrent
+/// Prepares of one key on a parent: exactly one OK, the rest AlreadyExists.
+pub async fn prepare_remove_parent_race(cx: Ctx) {
+    let view = crate::testsuite::VIEW;
+    let sn = cx.sn();
+    for i in 0..16 {
+        let (a, p, c) = (format!("a{i}"), format!("p{i}"), format!("c{i}"));
+        sn.prepare(view, &a, "", opt()).await.expect("prepare");
+        sn.commit(view, &p, &a, opt()).await.expect("commit");
+        let (s1, s2, p1, p2, c1) = (sn.clone(), sn.clone(), p.clone(), p.clone(), c.clone());
+        let prep = tokio::spawn(async move { s1.prepare(view, &c1, &p1, opt()).await });
+        let rm = tokio::spawn(async move { s2.remove(view, &p2).await });
+        let (prep, rm) = (prep.await.expect("join"), rm.await.expect("join"));
+        match (&prep, &rm) {
+            (Ok(_), Err(Error::FailedPrecondition(_))) => {
+                sn.remove(view, &c).await.expect("remove child");
+                sn.remove(view, &p).await.expect("remove parent");
+            }
+            (Err(Error::NotFound(_)), Ok(())) => {}
+            other => panic!("round {i}: prepare and remove gave {other:?}"),
+        }
+    }
+    assert!(sn.list(view, &[]).await.expect("list").is_empty());
+
+    sn.prepare(view, "a", "", opt()).await.expect("prepare");
+    sn.commit(view, "p", "a", opt()).await.expect("commit");
+    let prepares = (0..16).map(|_| {
+        let sn = sn.clone();
+        tokio::spawn(async move { sn.prepare(view, "race", "p", opt()).await })
+    });
+    let results = futures::future::try_join_all(prepares).await.expect("join");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        crate::__assert_err!(r, Error::AlreadyExists(_), "losing prepare");
+    }
+}
