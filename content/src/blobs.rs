@@ -12,7 +12,7 @@ use strata_core::labels::{Labels, apply_update};
 use strata_core::time::to_nanos;
 
 use crate::error::{Error, Result, io_err};
-use crate::records::{CF_HOLDERS, CF_INFO, Info, InfoRecord, key};
+use crate::records::{CF_HOLDERS, CF_INFO, Info, InfoRecord, key, stored_digest};
 use crate::store::{ContentStore, remove_any};
 
 fn not_found(d: &Digest) -> Error {
@@ -52,10 +52,8 @@ impl ContentStore {
         let filter = parse_all(filters).map_err(|e| Error::InvalidArgument(e.0))?;
         let mut out = Vec::new();
         for (digest, value) in self.inner.scan(CF_INFO, view)? {
-            let Ok(d) = Digest::parse(&digest) else {
-                continue;
-            };
-            let info = InfoRecord::decode(&value)?.to_info(d);
+            let d = stored_digest(view, &digest)?;
+            let info = InfoRecord::decode(view, &digest, &value)?.to_info(d);
             if filter.matches(&info) {
                 out.push(info);
             }
@@ -164,5 +162,117 @@ impl std::io::Read for BlobStream {
             .map_err(std::io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::Digest as _;
+
+    use super::*;
+
+    const VIEW: &str = "v";
+
+    /// Commits `data` under ref `r` and returns its digest.
+    fn put(store: &ContentStore, r: &str, data: &[u8]) -> Digest {
+        let d = Digest::sha256_from_bytes(&sha2::Sha256::digest(data).into());
+        let mut w = store.writer(VIEW, r, data.len() as u64, None).unwrap();
+        w.write(data).unwrap();
+        w.commit(data.len() as u64, Some(&d), None).unwrap()
+    }
+
+    #[test]
+    fn unparsable_stored_digest_is_corruption() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path()).unwrap();
+        let good = put(&store, "r", b"hello");
+        // A record whose key holds no valid digest, written straight into the column family.
+        let rec = InfoRecord {
+            size: 1,
+            created: 0,
+            updated: 0,
+            labels: Labels::new(),
+        };
+        let cf = store.inner.cf(CF_INFO);
+        store
+            .inner
+            .db
+            .put_cf(cf, key(VIEW, "sha256:not-hex"), rec.encode())
+            .unwrap();
+        let err = store.list(VIEW, &[]).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        assert!(err.to_string().contains("sha256:not-hex"), "{err}");
+        // Info of a good digest still works; the corruption is not hidden by a filter.
+        assert_eq!(store.info(VIEW, &good).unwrap().size, 5);
+        let f = [format!("digest=={good}")];
+        assert!(matches!(store.list(VIEW, &f), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn undecodable_info_record_is_corruption() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path()).unwrap();
+        let d = put(&store, "r", b"hello");
+        let cf = store.inner.cf(CF_INFO);
+        store
+            .inner
+            .db
+            .put_cf(cf, key(VIEW, &d.to_string()), b"{not json")
+            .unwrap();
+        let err = store.info(VIEW, &d).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        assert!(err.to_string().contains(&d.to_string()), "{err}");
+        assert!(matches!(store.list(VIEW, &[]), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn blobs_and_ingests_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path()).unwrap();
+        let d = put(&store, "r", b"hello");
+        let mut w = store.writer(VIEW, "open", 0, None).unwrap();
+        w.write(b"in progress").unwrap();
+        let content = tmp.path().join("content");
+        let ingests: Vec<_> = std::fs::read_dir(content.join("ingest"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(ingests.len(), 1);
+        for dir in [
+            content.clone(),
+            content.join("blobs"),
+            content.join("blobs/sha256"),
+            content.join("ingest"),
+            ingests[0].clone(),
+        ] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert_eq!(mode(&ingests[0].join("data")), 0o600);
+        assert_eq!(mode(&store.inner.blob_path(&d)), 0o400);
+        drop(w);
+    }
+
+    #[test]
+    fn reopening_makes_existing_dirs_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let content = tmp.path().join("content");
+        for sub in ["blobs/sha256", "ingest"] {
+            std::fs::create_dir_all(content.join(sub)).unwrap();
+        }
+        for dir in [&content, &content.join("blobs"), &content.join("ingest")] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let _store = ContentStore::open(tmp.path()).unwrap();
+        for dir in [
+            content.clone(),
+            content.join("blobs"),
+            content.join("ingest"),
+        ] {
+            let m = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, 0o700, "{}", dir.display());
+        }
     }
 }

@@ -10,7 +10,7 @@ use strata_core::time::to_nanos;
 
 use crate::error::{Error, Result, io_err};
 use crate::records::{CF_HOLDERS, CF_INFO, CF_INGEST, InfoRecord, key};
-use crate::store::{Inner, remove_any, sync_dir};
+use crate::store::{Inner, create_private_dir, remove_any, sync_dir};
 
 impl Inner {
     /// Makes the (already fsynced) ingest `id` of `(view, r)` the view's blob `d`.
@@ -55,8 +55,7 @@ impl Inner {
 
     fn place_blob(&self, id: &str, blob: &std::path::Path) -> Result<()> {
         let parent = blob.parent().expect("blob path has a parent");
-        std::fs::create_dir_all(parent)
-            .map_err(io_err(format!("creating {}", parent.display())))?;
+        create_private_dir(parent)?;
         let data = self.data_path(id);
         std::fs::rename(&data, blob).map_err(io_err(format!(
             "moving {} to {}",

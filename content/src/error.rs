@@ -22,6 +22,10 @@ pub enum Error {
     /// A read or write outside the object.
     #[error("{0}")]
     OutOfRange(String),
+    /// A stored record or key does not decode (bad JSON, unparsable digest): the database is
+    /// corrupt. Never skipped or converted into a valid value (gRPC DataLoss).
+    #[error("{0}")]
+    Corrupt(String),
     /// A filesystem operation failed; `context` names what and where.
     #[error("{context}: {source}")]
     Io {
@@ -43,10 +47,10 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
     move |source| Error::Io { context, source }
 }
 
-/// A record that does not decode: treated as an I/O-level corruption naming the key.
-pub(crate) fn corrupt(what: &str, e: serde_json::Error) -> Error {
-    Error::Io {
-        context: format!("decoding {what}"),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    }
+/// A stored record or key that does not decode: [`Error::Corrupt`] naming `what` and its key
+/// (`key`: the view and digest or ref), logged where it is found.
+pub(crate) fn corrupt(what: &str, key: &str, e: impl std::fmt::Display) -> Error {
+    let msg = format!("corrupt {what} {key}: {e}");
+    tracing::error!("{msg}");
+    Error::Corrupt(msg)
 }

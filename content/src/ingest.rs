@@ -3,7 +3,7 @@
 use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -15,7 +15,9 @@ use strata_core::time::to_nanos;
 use crate::error::{Error, Result, io_err};
 use crate::records::{CF_INGEST, IngestRecord, Status, key};
 use crate::sha256::Sha256State;
-use crate::store::{ContentStore, Inner, remove_any};
+use crate::store::{
+    ContentStore, Inner, PRIVATE_DIR, PRIVATE_FILE, create_private_dir, remove_any,
+};
 use crate::writer::Writer;
 
 const READ_CHUNK: usize = 1 << 20;
@@ -34,7 +36,7 @@ impl ContentStore {
         let filter = parse_all(filters).map_err(|e| Error::InvalidArgument(e.0))?;
         let mut out = Vec::new();
         for (r, value) in self.inner.scan(CF_INGEST, view)? {
-            let rec = IngestRecord::decode(&value)?;
+            let rec = IngestRecord::decode(view, &r, &value)?;
             let status = rec.to_status(&r, self.inner.data_len(&rec.id)?);
             if filter.matches(&status) {
                 out.push(status);
@@ -99,7 +101,7 @@ pub(crate) struct Opened {
 impl Inner {
     pub fn load_ingest(&self, view: &str, r: &str) -> Result<Option<IngestRecord>> {
         let raw = self.db.get_pinned_cf(self.cf(CF_INGEST), key(view, r))?;
-        raw.map(|b| IngestRecord::decode(&b)).transpose()
+        raw.map(|b| IngestRecord::decode(view, r, &b)).transpose()
     }
 
     /// Stores the record; `sync` when a later crash must not resurrect an older one.
@@ -163,8 +165,7 @@ impl Inner {
         if let Some(d) = expected {
             rec.expected = Some(d.to_string());
         }
-        let dir = self.ingest_dir(&rec.id);
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        create_private_dir(&self.ingest_dir(&rec.id))?;
         let file = open_data(&self.data_path(&rec.id))?;
         let len = file
             .metadata()
@@ -223,7 +224,7 @@ impl Inner {
             );
             let id = format!("{:016x}", h.finish());
             let dir = self.ingest_dir(&id);
-            match std::fs::create_dir(&dir) {
+            match std::fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
                 Ok(()) => return Ok(id),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
@@ -243,6 +244,7 @@ fn open_data(path: &std::path::Path) -> Result<File> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(PRIVATE_FILE)
         .open(path)
         .map_err(io_err(format!("opening {}", path.display())))
 }

@@ -83,9 +83,22 @@ pub(crate) fn prefix(a: &str) -> Vec<u8> {
     key(a, "")
 }
 
+/// `"digest" (view "v")`: how a corruption error names a stored key.
+pub(crate) fn describe(view: &str, name: &str) -> String {
+    format!("{name:?} (view {view:?})")
+}
+
+/// Parses a digest read back from the database: one that does not parse is
+/// [`Error::Corrupt`](crate::Error::Corrupt), never skipped.
+pub(crate) fn stored_digest(view: &str, s: &str) -> Result<Digest> {
+    Digest::parse(s).map_err(|e| corrupt("content info key", &describe(view, s), e))
+}
+
 impl InfoRecord {
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| corrupt("content info", e))
+    /// Decodes the view's record of `digest`; bad JSON is corruption.
+    pub fn decode(view: &str, digest: &str, bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| corrupt("content info", &describe(view, digest), e))
     }
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("info record serialises")
@@ -102,12 +115,21 @@ impl InfoRecord {
 }
 
 impl IngestRecord {
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| corrupt("ingest record", e))
+    /// Decodes the view's ingest of ref `r`; bad JSON or an expected digest that does not
+    /// parse is corruption.
+    pub fn decode(view: &str, r: &str, bytes: &[u8]) -> Result<Self> {
+        let what = || describe(view, r);
+        let rec: Self =
+            serde_json::from_slice(bytes).map_err(|e| corrupt("ingest record", &what(), e))?;
+        if let Some(Err(e)) = rec.expected.as_deref().map(Digest::parse) {
+            return Err(corrupt("ingest record", &what(), e));
+        }
+        Ok(rec)
     }
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("ingest record serialises")
     }
+    /// The expected digest (always valid: [`IngestRecord::decode`] checks it).
     pub fn expected_digest(&self) -> Option<Digest> {
         self.expected.as_deref().and_then(|s| Digest::parse(s).ok())
     }
@@ -168,7 +190,7 @@ mod tests {
                 state: [1; 8],
             }),
         };
-        let d = IngestRecord::decode(&r.encode()).unwrap();
+        let d = IngestRecord::decode("v", "r", &r.encode()).unwrap();
         assert_eq!(d.checkpoint, r.checkpoint);
         assert_eq!(
             (d.id, d.total, d.started, d.updated),

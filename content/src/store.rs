@@ -1,6 +1,7 @@
 //! The store handle: where blobs and ingests live, the shared RocksDB and the in-process locks.
 
 use std::collections::HashSet;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,8 +50,12 @@ impl ContentStore {
             }
         }
         for sub in ["blobs", "ingest"] {
-            let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
+            create_private_dir(&dir.join(sub))?;
+        }
+        // Tighten what an older version created 0755: blobs and uploads are private.
+        for p in [dir.clone(), dir.join("blobs"), dir.join("ingest")] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(PRIVATE_DIR))
+                .map_err(io_err(format!("chmod {}", p.display())))?;
         }
         let inner = Inner {
             db,
@@ -108,7 +113,8 @@ impl Inner {
         let raw = self
             .db
             .get_pinned_cf(self.cf(CF_INFO), key(view, &d.to_string()))?;
-        raw.map(|b| InfoRecord::decode(&b)).transpose()
+        raw.map(|b| InfoRecord::decode(view, &d.to_string(), &b))
+            .transpose()
     }
 
     /// Whether any view holds `d`.
@@ -170,8 +176,12 @@ impl Inner {
     fn remove_orphan_ingests(&self) -> Result<()> {
         let mut ids = HashSet::new();
         for item in self.db.iterator_cf(self.cf(CF_INGEST), IteratorMode::Start) {
-            let (_, v) = item?;
-            if let Ok(rec) = crate::records::IngestRecord::decode(&v) {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k);
+            let (view, r) = key.split_once('\0').unwrap_or(("", &key));
+            // A corrupt record (logged by decode) names no directory: its data is unreachable
+            // and goes with the orphans; Status and List keep reporting the corruption.
+            if let Ok(rec) = crate::records::IngestRecord::decode(view, r, &v) {
                 ids.insert(rec.id);
             }
         }
@@ -205,6 +215,20 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Mode of every directory of the store: only the daemon reads blobs and uploads.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+/// Mode of ingest data files (a committed blob drops the write bit: 0400).
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` and its missing parents with mode [`PRIVATE_DIR`] (before the umask).
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .map_err(io_err(format!("creating {}", dir.display())))
 }
 
 /// The directory name of an algorithm (as in the digest string).

@@ -179,11 +179,12 @@ impl Config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        let root = args
+            .root
+            .or(file.root)
+            .unwrap_or_else(|| DEFAULT_ROOT.into());
         Ok(Config {
-            root: args
-                .root
-                .or(file.root)
-                .unwrap_or_else(|| DEFAULT_ROOT.into()),
+            root: absolute_root(&root)?,
             address: args
                 .address
                 .or(file.address)
@@ -216,6 +217,22 @@ impl Config {
             },
         })
     }
+}
+
+/// The root as an absolute path (a relative one is joined to the working directory, which
+/// the daemon's later mounts and child processes do not share). A root with `,` or `:` is
+/// refused: overlay mount options (`lowerdir=a:b,upperdir=...`) cannot carry them.
+fn absolute_root(root: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::path::absolute(root)
+        .with_context(|| format!("making root {} absolute", root.display()))?;
+    let text = abs.to_string_lossy();
+    if text.contains([',', ':']) {
+        anyhow::bail!(
+            "root {} contains ',' or ':', which overlay mount options cannot carry",
+            abs.display()
+        );
+    }
+    Ok(abs)
 }
 
 #[cfg(test)]
@@ -251,5 +268,24 @@ mod tests {
         let args = Args::parse_from(["strata-proxy", "--config", path.to_str().unwrap()]);
         let err = Config::resolve(args).unwrap_err();
         assert!(format!("{err:#}").contains("roots"), "{err:#}");
+    }
+
+    #[test]
+    fn relative_root_is_made_absolute() {
+        let args = Args::parse_from(["strata-proxy", "--root", "rel/state"]);
+        let c = Config::resolve(args).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.root, cwd.join("rel/state"));
+        assert!(c.root.is_absolute());
+    }
+
+    #[test]
+    fn roots_with_overlay_separators_are_refused() {
+        for root in ["/var/lib/a,b", "/var/lib/a:b", "rel,x"] {
+            let args = Args::parse_from(["strata-proxy", "--root", root]);
+            let err = Config::resolve(args).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(root) && msg.contains("root"), "{msg}");
+        }
     }
 }

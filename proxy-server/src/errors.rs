@@ -1,5 +1,10 @@
 //! The one place where library errors become gRPC statuses, with containerd's codes
 //! (`errdefs.ToGRPC`): the class decides the code, the message is the error's text.
+//!
+//! A corrupt stored record (`Corrupt`) is `DataLoss`: gRPC defines it as "unrecoverable data
+//! loss or corruption", which is exactly what it is; `Internal` would suggest a server bug and
+//! `Unknown` would hide it among I/O failures. containerd's clients map any code they do not
+//! know to `errdefs.ErrUnknown`, keeping the message, so nothing that worked breaks.
 
 use tonic::{Code, Status};
 
@@ -13,6 +18,7 @@ pub fn content(e: strata_content::Error) -> Status {
         E::FailedPrecondition(_) => Code::FailedPrecondition,
         E::Unavailable(_) => Code::Unavailable,
         E::OutOfRange(_) => Code::OutOfRange,
+        E::Corrupt(_) => Code::DataLoss,
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())
@@ -28,6 +34,7 @@ pub fn snapshot(e: strata_snapshotters::Error) -> Status {
         E::FailedPrecondition(_) => Code::FailedPrecondition,
         E::Unavailable(_) => Code::Unavailable,
         E::NotImplemented(_) => Code::Unimplemented,
+        E::Corrupt(_) => Code::DataLoss,
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())
@@ -57,4 +64,17 @@ pub fn digest(e: strata_core::digest::InvalidDigest) -> Status {
 /// A blocking task that panicked or was cancelled.
 pub fn join(e: tokio::task::JoinError) -> Status {
     Status::internal(format!("worker task failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corruption_is_data_loss() {
+        let s = content(strata_content::Error::Corrupt("corrupt key".into()));
+        assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
+        let s = snapshot(strata_snapshotters::Error::Corrupt("corrupt key".into()));
+        assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
+    }
 }

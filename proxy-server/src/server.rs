@@ -82,22 +82,84 @@ fn clear_scratch(dir: &Path) {
     }
 }
 
-/// Binds the socket: creates its folder, removes a stale socket, refuses a live one, 0660.
+/// Binds the socket at `address`, 0660 from the moment it is reachable: it is bound in a
+/// private (0700) directory beside `address`, chmodded there, then renamed into place. Creates
+/// the folder, removes a stale socket, refuses a live one and anything that is not a socket
+/// (a file or symlink at `address` is never deleted).
 fn bind(address: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = address.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = match address.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    remove_stale_socket(address)?;
+    let private = tempfile_dir(dir)?;
+    let res = bind_in(&private, address);
+    if let Err(e) = std::fs::remove_dir_all(&private) {
+        tracing::warn!(path = %private.display(), error = %e, "temporary socket folder left");
     }
-    if address.exists() {
-        if std::os::unix::net::UnixStream::connect(address).is_ok() {
-            bail!("{} is in use by a live server", address.display());
-        }
-        std::fs::remove_file(address)
-            .with_context(|| format!("removing stale socket {}", address.display()))?;
-    }
+    res
+}
+
+/// Binds `private/s`, sets 0660 and renames it to `address` without replacing anything.
+fn bind_in(private: &Path, address: &Path) -> anyhow::Result<UnixListener> {
+    let tmp = private.join("s");
     let listener =
-        UnixListener::bind(address).with_context(|| format!("binding {}", address.display()))?;
-    std::fs::set_permissions(address, std::fs::Permissions::from_mode(0o660))?;
+        UnixListener::bind(&tmp).with_context(|| format!("binding {}", address.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", tmp.display()))?;
+    nix::fcntl::renameat2(
+        None,
+        &tmp,
+        None,
+        address,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .with_context(|| format!("moving the socket to {}", address.display()))?;
     Ok(listener)
+}
+
+/// Removes a socket no server answers on at `address`; refuses a live one and anything that
+/// is not a socket.
+fn remove_stale_socket(address: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(address) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", address.display())),
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            address.display()
+        );
+    }
+    if std::os::unix::net::UnixStream::connect(address).is_ok() {
+        bail!("{} is in use by a live server", address.display());
+    }
+    std::fs::remove_file(address)
+        .with_context(|| format!("removing stale socket {}", address.display()))
+}
+
+/// A fresh 0700 directory `.<random>.sock-tmp` in `dir` (same filesystem, for the rename).
+fn tempfile_dir(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    loop {
+        let p = dir.join(format!(".{:016x}.sock-tmp", rand::random::<u64>()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+        }
+    }
+}
+
+/// Removes our socket at shutdown (only if a socket is still there).
+fn remove_socket(address: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(address).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(address);
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -244,8 +306,81 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // at exit find no compaction or flush thread using them (else: "pthread lock: Invalid
     // argument" and SIGABRT).
     stores.db.cancel_all_background_work(true);
-    let _ = std::fs::remove_file(&config.address);
-    let _ = std::fs::remove_file(&config.runtime_address);
+    remove_socket(&config.address);
+    remove_socket(&config.runtime_address);
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileTypeExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_regular_file_at_the_address_is_kept_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = dir.path().join("s.sock");
+        std::fs::write(&address, b"precious").unwrap();
+        let err = bind(&address).unwrap_err();
+        assert!(format!("{err:#}").contains("not a socket"), "{err:#}");
+        assert_eq!(std::fs::read(&address).unwrap(), b"precious");
+        // A symlink is not followed nor removed either.
+        let link = dir.path().join("l.sock");
+        std::os::unix::fs::symlink(&address, &link).unwrap();
+        assert!(bind(&link).is_err());
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_the_mode_is_0660() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = dir.path().join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&address).unwrap());
+        let _l = bind(&address).unwrap();
+        let m = std::fs::symlink_metadata(&address).unwrap();
+        assert!(m.file_type().is_socket());
+        assert_eq!(m.permissions().mode() & 0o777, 0o660);
+        std::os::unix::net::UnixStream::connect(&address).unwrap();
+        // Nothing but the socket is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["s.sock"]);
+        assert!(bind(&address).is_err(), "a live socket must be refused");
+    }
+
+    /// The socket must never be reachable with a wider mode than 0660, not even between its
+    /// creation and a chmod: a watcher spinning on the path records every mode it sees.
+    #[tokio::test]
+    async fn the_socket_is_never_visible_with_a_wider_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = dir.path().join("s.sock");
+        for _ in 0..300 {
+            let done = Arc::new(AtomicBool::new(false));
+            let watcher = {
+                let (done, address) = (done.clone(), address.clone());
+                std::thread::spawn(move || {
+                    let mut seen = std::collections::BTreeSet::new();
+                    while !done.load(Ordering::Relaxed) {
+                        if let Ok(m) = std::fs::symlink_metadata(&address) {
+                            seen.insert(m.permissions().mode() & 0o777);
+                        }
+                    }
+                    seen
+                })
+            };
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            let l = bind(&address).unwrap();
+            done.store(true, Ordering::Relaxed);
+            let seen = watcher.join().unwrap();
+            let modes: Vec<String> = seen.iter().map(|m| format!("{m:o}")).collect();
+            assert!(modes.iter().all(|m| m == "660"), "modes seen: {modes:?}");
+            drop(l);
+            std::fs::remove_file(&address).unwrap();
+        }
+    }
 }

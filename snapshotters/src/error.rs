@@ -22,6 +22,10 @@ pub enum Error {
     /// gRPC Unimplemented.
     #[error("{0}")]
     NotImplemented(String),
+    /// A stored record does not decode (unknown kind byte, bad JSON): the metastore is
+    /// corrupt. Never converted into a valid value (gRPC DataLoss).
+    #[error("{0}")]
+    Corrupt(String),
     /// A filesystem operation failed (gRPC Unknown).
     #[error("{context}: {source}")]
     Io {

@@ -4,7 +4,31 @@ use std::time::SystemTime;
 
 use strata_core::labels::Labels;
 
-use crate::Result;
+use crate::{Error, Result};
+
+/// The longest key or name a snapshot may have: bolt's `MaxKeySize` (32 KiB), which caps
+/// containerd's keys.
+pub const MAX_KEY_LEN: usize = 32 * 1024;
+
+/// Checks a key or name that is about to name a snapshot (Prepare, View, Commit's name,
+/// Update): InvalidArgument when empty or longer than [`MAX_KEY_LEN`] bytes, which containerd
+/// (bolt) cannot store either. Lookups need no check: such a key never exists, so they are
+/// NotFound as in containerd, and a record an older version let in can still be removed.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument(
+            "snapshot key must not be empty".into(),
+        ));
+    }
+    if key.len() > MAX_KEY_LEN {
+        let head: String = key.chars().take(64).collect();
+        return Err(Error::InvalidArgument(format!(
+            "snapshot key {head:?}... is {} bytes, longer than {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
 
 /// What a snapshot is. Only a committed snapshot can be a parent; a view cannot be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,7 +11,9 @@ use crate::{Error, Info, Kind, Result, Usage};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub id: u64,
-    pub kind: u8,
+    /// Stored as containerd's kind byte; an unknown byte fails [`Record::decode`].
+    #[serde(with = "kind_byte")]
+    pub kind: Kind,
     #[serde(default)]
     pub parent: String,
     pub created: i64,
@@ -26,7 +28,7 @@ pub(crate) struct Record {
 
 impl Record {
     pub fn kind(&self) -> Kind {
-        kind_from_u8(self.kind)
+        self.kind
     }
 
     pub fn info(&self, name: &str) -> Info {
@@ -51,16 +53,47 @@ impl Record {
         serde_json::to_vec(self).expect("a record always serialises")
     }
 
-    pub fn decode(name: &[u8], bytes: &[u8]) -> Result<Self> {
+    /// Decodes the value stored under `key` (a `snap_info` key). A value that is not a
+    /// record, or names an unknown kind, is [`Error::Corrupt`] (logged), never a default.
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| {
-            let name = String::from_utf8_lossy(name);
-            Error::io(format!("corrupt snapshot record {name:?}"), e.into())
+            let msg = format!("corrupt snapshot record {}: {e}", describe_key(key));
+            tracing::error!("{msg}");
+            Error::Corrupt(msg)
         })
     }
 }
 
+/// `"name" (backend "b", view "v")` for a `backend \0 view \0 name` key.
+fn describe_key(key: &[u8]) -> String {
+    let mut parts = key.splitn(3, |b| *b == 0).map(String::from_utf8_lossy);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(backend), Some(view), Some(name)) => {
+            format!("{name:?} (backend {backend:?}, view {view:?})")
+        }
+        _ => format!("{:?}", String::from_utf8_lossy(key)),
+    }
+}
+
+/// Serde of [`Kind`] as its stored byte, refusing bytes no kind has.
+mod kind_byte {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Kind, kind_from_u8, kind_to_u8};
+
+    pub fn serialize<S: Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(kind_to_u8(*kind))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        let b = u8::deserialize(d)?;
+        kind_from_u8(b).ok_or_else(|| D::Error::custom(format!("unknown snapshot kind byte {b}")))
+    }
+}
+
 /// The stored byte of a kind (containerd's numbering: view 1, active 2, committed 3).
-pub(crate) fn kind_to_u8(kind: Kind) -> u8 {
+fn kind_to_u8(kind: Kind) -> u8 {
     match kind {
         Kind::View => 1,
         Kind::Active => 2,
@@ -68,11 +101,13 @@ pub(crate) fn kind_to_u8(kind: Kind) -> u8 {
     }
 }
 
-fn kind_from_u8(b: u8) -> Kind {
+/// The kind of a stored byte; `None` for a byte no kind has (a corrupt record).
+fn kind_from_u8(b: u8) -> Option<Kind> {
     match b {
-        1 => Kind::View,
-        2 => Kind::Active,
-        _ => Kind::Committed,
+        1 => Some(Kind::View),
+        2 => Some(Kind::Active),
+        3 => Some(Kind::Committed),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use strata_core::labels::Labels;
 
 use super::*;
+use crate::snapshotter::MAX_KEY_LEN;
 
 const V: &str = "testview";
 
@@ -504,4 +505,69 @@ fn raise_counter_skips_ids_a_crash_left_on_disk() {
     // Never lowers it.
     ms.raise_counter(1).unwrap();
     assert_eq!(ms.reserve_id().unwrap(), first + 43);
+}
+
+/// Writes `json` as the raw `snap_info` value of `name`, bypassing every check.
+fn put_raw(ms: &Metastore, name: &str, json: &str) {
+    let cf = ms.db.cf_handle(CF_INFO).unwrap();
+    ms.db
+        .put_cf(cf, record::info_key(&ms.backend, V, name), json)
+        .unwrap();
+}
+
+#[test]
+fn unknown_kind_byte_is_corruption() {
+    let (_d, ms) = store();
+    ms.create_snapshot(V, Kind::Active, "good", "", Labels::new())
+        .unwrap();
+    put_raw(
+        &ms,
+        "bad",
+        r#"{"id":99,"kind":7,"parent":"","created":0,"updated":0}"#,
+    );
+    let err = ms.get_info(V, "bad").unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("\"bad\""), "{err}");
+    let err = ms.walk_info(V, &[]).unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    let err = ms.get_snapshot(V, "bad").unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    // A record that is not JSON at all is the same corruption.
+    put_raw(&ms, "garbage", "{not json");
+    let err = ms.get_info(V, "garbage").unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    // The good record is still readable.
+    assert_eq!(ms.get_info(V, "good").unwrap().1.kind, Kind::Active);
+}
+
+#[test]
+fn empty_and_oversized_keys_rejected() {
+    let (_d, ms) = store();
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    for key in ["", long.as_str()] {
+        for kind in [Kind::Active, Kind::View] {
+            let err = ms.create_snapshot(V, kind, key, "", Labels::new());
+            assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+        }
+    }
+    // The longest key bolt accepts is fine.
+    let max = "k".repeat(MAX_KEY_LEN);
+    ms.create_snapshot(V, Kind::Active, &max, "", Labels::new())
+        .unwrap();
+    ms.create_snapshot(V, Kind::Active, "a", "", Labels::new())
+        .unwrap();
+    for name in ["", long.as_str()] {
+        let err = ms.commit_active(V, "a", name, Usage::default(), Labels::new());
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+        let err = ms.check_commit(V, "a", name);
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+        let mut info = ms.get_info(V, "a").unwrap().1;
+        info.name = name.to_string();
+        let err = ms.update_info(V, &info, &[]);
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    }
+    // Lookups of a key that cannot exist are NotFound, as in containerd.
+    assert!(matches!(ms.get_info(V, ""), Err(Error::NotFound(_))));
+    assert!(matches!(ms.remove(V, ""), Err(Error::NotFound(_))));
+    assert_eq!(ms.walk_info(V, &[]).unwrap().len(), 2);
 }

@@ -8,8 +8,9 @@ use strata_core::db::sync_write;
 use strata_core::labels::{Labels, apply_update, validate, without_empty};
 use strata_core::time::to_nanos;
 
-use super::record::{Record, child_key, children_prefix, counter_key, info_key, kind_to_u8};
+use super::record::{Record, child_key, children_prefix, counter_key, info_key};
 use super::{CF_CHILDREN, CF_INFO, CF_META, Metastore, Snapshot, not_found};
+use crate::snapshotter::validate_key;
 use crate::{Error, Info, Kind, Result, Usage};
 
 impl Metastore {
@@ -28,6 +29,7 @@ impl Metastore {
         key: &str,
         parent: &str,
     ) -> Result<Vec<u64>> {
+        validate_key(key)?;
         if kind == Kind::Committed {
             return Err(Error::InvalidArgument(format!(
                 "snapshot type committed invalid for {key:?}; only active and view can be created"
@@ -84,7 +86,7 @@ impl Metastore {
         let now = to_nanos(SystemTime::now());
         let rec = Record {
             id,
-            kind: kind_to_u8(kind),
+            kind,
             parent: parent.to_string(),
             created: now,
             updated: now,
@@ -116,6 +118,7 @@ impl Metastore {
     /// Checks that active `key` could be committed as `name` now (AlreadyExists for a taken
     /// name first, then NotFound, then FailedPrecondition for a non-active key).
     pub fn check_commit(&self, view: &str, key: &str, name: &str) -> Result<Snapshot> {
+        validate_key(name)?;
         if self.record(view, name)?.is_some() {
             return Err(Error::AlreadyExists(format!(
                 "committed snapshot {name}: already exists"
@@ -145,7 +148,7 @@ impl Metastore {
         let snap = self.check_commit(view, key, name)?;
         let mut rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
         let now = to_nanos(SystemTime::now());
-        rec.kind = kind_to_u8(Kind::Committed);
+        rec.kind = Kind::Committed;
         rec.created = now;
         rec.updated = now;
         rec.labels = without_empty(labels);
@@ -166,6 +169,7 @@ impl Metastore {
     /// Updates the labels of `info.name` per `paths` (containerd's masks); everything else in
     /// `info` is ignored. Sets Updated, keeps Created.
     pub fn update_info(&self, view: &str, info: &Info, paths: &[String]) -> Result<Info> {
+        validate_key(&info.name)?;
         let _g = self.guard();
         let key = &info.name;
         let mut rec = self.record(view, key)?.ok_or_else(|| not_found(key))?;
