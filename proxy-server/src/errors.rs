@@ -51,7 +51,8 @@ pub fn runtime(e: strata_runtime::Error) -> Status {
         E::Unavailable(_) => Code::Unavailable,
         E::OutOfRange(_) => Code::OutOfRange,
         E::NotImplemented(_) => Code::Unimplemented,
-        _ => Code::Unknown,
+        E::Corrupt(_) => Code::DataLoss,
+        E::Internal(_) => Code::Unknown,
     };
     Status::new(code, e.to_string())
 }
@@ -76,5 +77,11 @@ mod tests {
         assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
         let s = snapshot(strata_snapshotters::Error::Corrupt("corrupt key".into()));
         assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
+        // Through the runtime socket too: the runtime keeps the kind of the store's error.
+        let e = strata_runtime::Error::from(strata_content::Error::Corrupt("corrupt key".into()));
+        let s = runtime(e);
+        assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
+        let e = strata_runtime::Error::from(strata_snapshotters::Error::Corrupt("bad".into()));
+        assert_eq!(runtime(e).code(), Code::DataLoss);
     }
 }

@@ -28,6 +28,9 @@ pub enum Error {
     /// A failure below the runtime (filesystem, database, a task that died).
     #[error("{0}")]
     Internal(String),
+    /// A stored record that does not decode: corruption, reported as such.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// Result alias of the runtime.
@@ -49,6 +52,7 @@ impl From<strata_content::Error> for Error {
             E::FailedPrecondition(m) => Error::FailedPrecondition(m),
             E::Unavailable(m) => Error::Unavailable(m),
             E::OutOfRange(m) => Error::OutOfRange(m),
+            e @ E::Corrupt(_) => Error::Corrupt(e.to_string()),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -64,6 +68,7 @@ impl From<strata_snapshotters::Error> for Error {
             E::FailedPrecondition(m) => Error::FailedPrecondition(m),
             E::Unavailable(m) => Error::Unavailable(m),
             E::NotImplemented(m) => Error::NotImplemented(m),
+            e @ E::Corrupt(_) => Error::Corrupt(e.to_string()),
             other => Error::Internal(other.to_string()),
         }
     }
