@@ -8,7 +8,6 @@ use std::sync::Arc;
 use futures::Stream;
 use strata_content::Info;
 use strata_core::digest::Digest;
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,8 +20,13 @@ use crate::{errors, write_stream};
 const LIST_BATCH: usize = 100;
 /// Largest Read message payload (containerd uses 1 MiB buffers).
 const READ_CHUNK: usize = 1 << 20;
-/// Largest Read served on the request's own thread (containerd's unpacker asks for 32 KiB).
+/// Largest Read served on the request's own thread (containerd's unpacker asks for 32 KiB), and
+/// the largest answered in one message read at once; longer ones stream.
 const INLINE_READ: i64 = 256 << 10;
+/// The first message of a streamed Read. Each next one doubles, up to [`READ_CHUNK`]: HTTP/2
+/// takes a message the client has no window for into its send buffer, so a stream the client
+/// opens and never reads holds one first message, not a megabyte.
+const FIRST_CHUNK: usize = INLINE_READ as usize;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -124,6 +128,41 @@ fn read_message(
     })
 }
 
+/// Bytes `[start, end)` of `reader` as Read messages, each read on a blocking thread when the
+/// client asks for it: an idle stream holds no thread and no chunk but the one HTTP/2 buffers
+/// (a stream per thread, 4 chunks ahead, let 600 unread streams grow the daemon by ~3 GiB and
+/// starve every other call of blocking threads). Ends after an error or a short read.
+fn read_stream(
+    reader: strata_content::BlobReader,
+    start: u64,
+    end: u64,
+) -> BoxStream<ReadContentResponse> {
+    let reader = Arc::new(reader);
+    Box::pin(futures::stream::unfold(
+        Some((start, FIRST_CHUNK)),
+        move |next| {
+            let reader = reader.clone();
+            async move {
+                let (pos, size) = next.filter(|(pos, _)| *pos < end)?;
+                let chunk_end = end.min(pos + size as u64);
+                let msg = tokio::task::spawn_blocking(move || {
+                    read_message(&reader, start, pos, chunk_end)
+                })
+                .await
+                .map_err(errors::join)
+                .and_then(|m| m);
+                let next = match &msg {
+                    Ok(m) if !m.data.is_empty() => {
+                        Some((pos + m.data.len() as u64, (2 * size).min(READ_CHUNK)))
+                    }
+                    _ => None,
+                };
+                Some((msg, next))
+            }
+        },
+    ))
+}
+
 #[tonic::async_trait]
 impl<A: ContentApi> Content for ContentService<A> {
     async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
@@ -197,7 +236,7 @@ impl<A: ContentApi> Content for ContentService<A> {
             if end == start {
                 return Ok(Opened::Nothing);
             }
-            if end - start <= READ_CHUNK as u64 {
+            if end - start <= FIRST_CHUNK as u64 {
                 return read_message(&reader, start, start, end).map(Opened::One);
             }
             Ok(Opened::Many(reader, start, end))
@@ -214,25 +253,7 @@ impl<A: ContentApi> Content for ContentService<A> {
             }
             Opened::Many(r, start, end) => (r, start, end),
         };
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let mut pos = start;
-            while pos < end {
-                let chunk_end = end.min(pos + READ_CHUNK as u64);
-                let msg = read_message(&reader, start, pos, chunk_end);
-                let stop = match &msg {
-                    Ok(m) if !m.data.is_empty() => {
-                        pos += m.data.len() as u64;
-                        false
-                    }
-                    _ => true,
-                };
-                if tx.blocking_send(msg).is_err() || stop {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(read_stream(reader, start, end)))
     }
 
     async fn status(

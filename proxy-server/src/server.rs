@@ -174,6 +174,12 @@ async fn shutdown_signal() {
 }
 
 /// The HTTP/2 server settings both sockets share.
+/// Concurrent streams (calls) one client connection may have open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 4096;
+/// HTTP/2 pings on an idle connection, and how long an answer may take.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
@@ -182,6 +188,13 @@ fn builder() -> tonic::transport::Server {
         // hostile network peers): on these trusted 0660 sockets containerd keeps one
         // connection for every call of a node's lifetime, so the count must not be capped.
         .http2_max_local_error_reset_streams(None)
+        // Bounds what one connection can hold open (containerd multiplexes every call of a node
+        // on one connection; its Go server's default is unbounded).
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        // A peer that stops answering pings (a frozen client) has its connection, and every
+        // stream on it, closed.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
 /// Opens the runtime over the stores (and starts its garbage collector).
