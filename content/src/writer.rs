@@ -237,6 +237,18 @@ impl Writer {
         self.inner.unlock(&self.view, &self.reference);
     }
 
+    /// Removes the ingest and releases its ref, which it holds until the ingest is gone: no
+    /// other writer can take the ref in between (releasing first, then aborting, let one and
+    /// made this abort fail with Unavailable).
+    pub fn abort(mut self) -> Result<()> {
+        let res = self
+            .inner
+            .remove_ingest(&self.view, &self.reference, &self.record.id);
+        self.gone = true;
+        self.close();
+        res
+    }
+
     /// When the writer last wrote (or was opened).
     pub fn updated_at(&self) -> SystemTime {
         from_nanos(self.record.updated)

@@ -38,6 +38,8 @@ pub trait ContentApi: Send + Sync + 'static {
         filters: &[String],
     ) -> Result<Vec<strata_content::Status>, Status>;
     fn abort(&self, s: &Self::Scope, r: &str) -> Result<(), Status>;
+    /// Removes the ingest `r` this caller has open, releasing its ref only once it is gone.
+    fn abort_opened(&self, s: &Self::Scope, r: &str, opened: Opened) -> Result<(), Status>;
 
     /// Opens (locks, resumes) the ingest of ref `r`; AlreadyExists when `expected` is held.
     fn open(
@@ -148,6 +150,13 @@ impl ContentApi for ProxyContent {
 
     fn abort(&self, _: &(), r: &str) -> Result<(), Status> {
         self.store.abort(PROXY_VIEW, r).map_err(errors::content)
+    }
+
+    fn abort_opened(&self, s: &(), r: &str, opened: Opened) -> Result<(), Status> {
+        match opened {
+            Opened::Live(w) => w.abort().map_err(errors::content),
+            Opened::Shared(_) => self.abort(s, r),
+        }
     }
 
     fn open(

@@ -193,8 +193,12 @@ impl<A: ContentApi> Session<A> {
         if !self.api.exists(&self.scope, d)? {
             return Ok(());
         }
-        drop(self.target.take());
-        self.api.abort(&self.scope, &self.reference)?;
+        match self.target.take() {
+            Some(opened) => self
+                .api
+                .abort_opened(&self.scope, &self.reference, opened)?,
+            None => self.api.abort(&self.scope, &self.reference)?,
+        }
         Err(Status::already_exists(format!(
             "blob with expected digest {d} exists"
         )))

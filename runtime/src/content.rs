@@ -132,6 +132,20 @@ impl NsContent {
         Ok(())
     }
 
+    /// Removes the ingest `r` that `opened` (this caller's open of it) holds, without letting
+    /// its ref go first (see [`Writer::abort`]).
+    pub fn abort_opened(&self, ctx: &Ctx, r: &str, opened: Opened) -> Result<()> {
+        let _g = self.rt.hold();
+        match opened {
+            Opened::Live(w) => w.abort()?,
+            Opened::Shared(_) => self.rt.store().abort(&ctx.view(), r)?,
+        }
+        self.ingests.delete(&key(&[&ctx.namespace, r]))?;
+        self.rt.leases().detach(ctx, "ingests", r)?;
+        self.rt.changed([], true);
+        Ok(())
+    }
+
     /// Whether the namespace holds `d`; under a lease it then holds it too (containerd leases
     /// content a client finds already present, so a later removal cannot take it).
     pub fn exists(&self, ctx: &Ctx, d: &Digest) -> Result<bool> {

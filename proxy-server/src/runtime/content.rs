@@ -72,6 +72,10 @@ impl ContentApi for RuntimeContent {
         self.rt.content().abort(c, r).map_err(err)
     }
 
+    fn abort_opened(&self, c: &Ctx, r: &str, opened: Opened) -> Result<(), Status> {
+        self.rt.content().abort_opened(c, r, opened).map_err(err)
+    }
+
     fn open(
         &self,
         c: &Ctx,
