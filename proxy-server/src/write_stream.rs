@@ -98,6 +98,25 @@ struct Session<A: ContentApi> {
     msg: WriteContentResponse,
 }
 
+impl<A: ContentApi> Drop for Session<A> {
+    /// A stream that ends without a commit (the client went away) leaves its ingest to resume:
+    /// closing the writer saves its checkpoint, an fsync of up to 64 MiB of data.
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            release(target);
+        }
+    }
+}
+
+/// Drops `target` on a blocking thread when called on the async runtime, whose threads serve
+/// every other call and must not wait for a disk.
+fn release<T: Send + 'static>(target: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(move || drop(target))),
+        Err(_) => drop(target),
+    }
+}
+
 impl<A: ContentApi> Session<A> {
     async fn run(
         mut self,
@@ -272,5 +291,41 @@ impl<A: ContentApi> Session<A> {
         self.msg.offset = self.offset()? as i64;
         self.msg.digest = d.to_string();
         Ok(self.msg.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread::{self, ThreadId};
+
+    use super::release;
+
+    /// Reports the thread it is dropped on.
+    struct Probe(mpsc::Sender<ThreadId>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let _ = self.0.send(thread::current().id());
+        }
+    }
+
+    /// Regression: a Write stream whose client went away closed its writer (an fsync of up to
+    /// 64 MiB) on the runtime thread that served it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_released_writer_closes_off_the_runtime_thread() {
+        let (tx, rx) = mpsc::channel();
+        release(Probe(tx));
+        let dropped_on = tokio::task::spawn_blocking(move || rx.recv().unwrap())
+            .await
+            .unwrap();
+        assert_ne!(dropped_on, thread::current().id());
+    }
+
+    #[test]
+    fn outside_a_runtime_it_drops_at_once() {
+        let (tx, rx) = mpsc::channel();
+        release(Probe(tx));
+        assert_eq!(rx.try_recv().unwrap(), thread::current().id());
     }
 }
