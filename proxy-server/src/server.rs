@@ -93,10 +93,16 @@ fn bind(address: &Path) -> anyhow::Result<UnixListener> {
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     remove_stale_socket(address)?;
-    let private = tempfile_dir(dir)?;
-    let res = bind_in(&private, address);
-    if let Err(e) = std::fs::remove_dir_all(&private) {
-        tracing::warn!(path = %private.display(), error = %e, "temporary socket folder left");
+    // A fresh 0700 directory on the same filesystem, for the rename.
+    let private = tempfile::Builder::new()
+        .prefix(".strata-")
+        .suffix(".sock-tmp")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a private folder in {}", dir.display()))?;
+    let res = bind_in(private.path(), address);
+    let path = private.path().to_path_buf();
+    if let Err(e) = private.close() {
+        tracing::warn!(path = %path.display(), error = %e, "temporary socket folder left");
     }
     res
 }
@@ -141,19 +147,6 @@ fn remove_stale_socket(address: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("removing stale socket {}", address.display()))
 }
 
-/// A fresh 0700 directory `.<random>.sock-tmp` in `dir` (same filesystem, for the rename).
-fn tempfile_dir(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    loop {
-        let p = dir.join(format!(".{:016x}.sock-tmp", rand::random::<u64>()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
-        }
-    }
-}
-
 /// Removes our socket at shutdown (only if a socket is still there).
 fn remove_socket(address: &Path) {
     use std::os::unix::fs::FileTypeExt;
@@ -173,13 +166,13 @@ async fn shutdown_signal() {
     }
 }
 
-/// The HTTP/2 server settings both sockets share.
 /// Concurrent streams (calls) one client connection may have open.
 const MAX_STREAMS_PER_CONNECTION: u32 = 4096;
 /// HTTP/2 pings on an idle connection, and how long an answer may take.
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// The HTTP/2 server settings both sockets share.
 fn builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
