@@ -126,6 +126,11 @@ impl NsContent {
             return Err(Error::NotFound(format!("reference {r}: not found")));
         }
         self.rt.store().abort(&ctx.view(), r)?;
+        self.forget_ingest(ctx, r)
+    }
+
+    /// Drops the namespace's record of ingest `r` and its lease, once the store's is gone.
+    fn forget_ingest(&self, ctx: &Ctx, r: &str) -> Result<()> {
         self.ingests.delete(&key(&[&ctx.namespace, r]))?;
         self.rt.leases().detach(ctx, "ingests", r)?;
         self.rt.changed([], true);
@@ -140,10 +145,7 @@ impl NsContent {
             Opened::Live(w) => w.abort()?,
             Opened::Shared(_) => self.rt.store().abort(&ctx.view(), r)?,
         }
-        self.ingests.delete(&key(&[&ctx.namespace, r]))?;
-        self.rt.leases().detach(ctx, "ingests", r)?;
-        self.rt.changed([], true);
-        Ok(())
+        self.forget_ingest(ctx, r)
     }
 
     /// Whether the namespace holds `d`; under a lease it then holds it too (containerd leases
