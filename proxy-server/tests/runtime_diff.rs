@@ -15,8 +15,18 @@ use strata_proxy::api::diff::{ApplyRequest, DiffRequest};
 use strata_proxy::api::snapshots::MountsRequest;
 use strata_proxy::api::types::{Descriptor, Mount};
 
+/// The package's folder as `cargo test` gives it when the test runs. `env!("CARGO_MANIFEST_DIR")`
+/// is fixed at build time, and cargo does not rebuild when the same sources are checked out at
+/// another path with the same target folder (CI's clean clone), so it can name a folder that is
+/// gone; it is only the fallback for a test binary started by hand.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn corpus() -> Vec<(String, String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../archive/tests/hostile");
+    let dir = manifest_dir().join("../archive/tests/hostile");
     std::fs::read_to_string(dir.join("cases.tsv"))
         .unwrap()
         .lines()
@@ -29,7 +39,7 @@ fn corpus() -> Vec<(String, String, String)> {
 }
 
 fn layer(name: &str) -> Vec<u8> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../archive/tests/hostile");
+    let dir = manifest_dir().join("../archive/tests/hostile");
     std::fs::read(dir.join(format!("{name}.layer"))).unwrap()
 }
 
