@@ -1,7 +1,8 @@
 //! Pieces every Strata crate shares: containerd's filter grammar ([`filters`]), its label rules
 //! ([`labels`]), OCI digests ([`digest`]), the view that owns a record ([`PROXY_VIEW`]) and the one
-//! RocksDB every crate keeps its records in ([`db`]).
+//! RocksDB every crate keeps its records in ([`db`], behind the default `db` feature).
 
+#[cfg(feature = "db")]
 pub mod db;
 pub mod digest;
 pub mod filters;
