@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Deserialize;
+use strata_core::PROXY_VIEW;
 
 /// Default state directory.
 pub const DEFAULT_ROOT: &str = "/var/lib/strata";
@@ -24,12 +25,18 @@ pub struct Args {
     /// [default: /run/strata/strata.sock].
     #[arg(long)]
     pub address: Option<PathBuf>,
+    /// One more proxy socket with its own view, `NAME=ADDRESS` (repeatable): a second
+    /// containerd on this root, whose garbage collection never touches the others' data.
+    /// Replaces the config file's `[[proxy]]` tables.
+    #[arg(long = "proxy", value_name = "NAME=ADDRESS")]
+    pub proxies: Vec<String>,
     /// Unix socket of the runtime: containerd's own services, namespaced, for `ctr` and
     /// containerd's Go client [default: /run/strata/runtime.sock].
     #[arg(long)]
     pub runtime_address: Option<PathBuf>,
     /// TOML file with the same keys (root, address, runtime_address, log_level,
-    /// metrics_address, default_snapshotter, and a [gc] table); flags override it.
+    /// metrics_address, default_snapshotter, [[proxy]] tables and a [gc] table); flags
+    /// override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive) [default: info].
@@ -66,6 +73,8 @@ pub struct TasksFile {
 pub struct FileConfig {
     pub root: Option<PathBuf>,
     pub address: Option<PathBuf>,
+    /// `[[proxy]]`: more proxy sockets, each its own view.
+    pub proxy: Option<Vec<ProxyFile>>,
     pub runtime_address: Option<PathBuf>,
     pub log_level: Option<String>,
     pub log_json: Option<bool>,
@@ -76,6 +85,78 @@ pub struct FileConfig {
     pub offload: Option<OffloadFile>,
     pub state: Option<PathBuf>,
     pub tasks: Option<TasksFile>,
+}
+
+/// A `[[proxy]]` table: one more proxy socket and the name of its view.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyFile {
+    pub address: PathBuf,
+    pub view: String,
+}
+
+/// A proxy socket and the view everything arriving on it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySocket {
+    pub address: PathBuf,
+    /// The store view: [`PROXY_VIEW`] for `address`, `proxy/<name>` for a `[[proxy]]`.
+    pub view: String,
+}
+
+/// The view of the extra proxy socket named `name` (never [`PROXY_VIEW`] nor a runtime
+/// namespace's `ns/<name>`).
+pub fn proxy_view(name: &str) -> String {
+    format!("{PROXY_VIEW}/{name}")
+}
+
+/// Parses `--proxy NAME=ADDRESS`.
+fn parse_proxy_flag(flag: &str) -> anyhow::Result<ProxyFile> {
+    match flag.split_once('=') {
+        Some((view, address)) if !address.is_empty() => Ok(ProxyFile {
+            address: address.into(),
+            view: view.to_string(),
+        }),
+        _ => bail!("--proxy {flag:?}: expected NAME=ADDRESS"),
+    }
+}
+
+/// Every proxy socket: the default one (`address`, [`PROXY_VIEW`]) first, then `extra`.
+/// Refuses a view name that is empty or not `[A-Za-z0-9._-]`, and a view or address given
+/// twice (the runtime's socket included).
+fn proxy_sockets(
+    address: PathBuf,
+    runtime_address: &Path,
+    extra: Vec<ProxyFile>,
+) -> anyhow::Result<Vec<ProxySocket>> {
+    let mut out = vec![ProxySocket {
+        address,
+        view: PROXY_VIEW.to_string(),
+    }];
+    for p in extra {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if p.view.is_empty() || !p.view.chars().all(ok) {
+            bail!(
+                "proxy view {:?}: a name must be non-empty, of [A-Za-z0-9._-]",
+                p.view
+            );
+        }
+        let view = proxy_view(&p.view);
+        if out.iter().any(|s| s.view == view) {
+            bail!("proxy view {:?} is configured twice", p.view);
+        }
+        if p.address == runtime_address || out.iter().any(|s| s.address == p.address) {
+            bail!(
+                "proxy view {:?}: address {} is already in use by another socket",
+                p.view,
+                p.address.display()
+            );
+        }
+        out.push(ProxySocket {
+            address: p.address,
+            view,
+        });
+    }
+    Ok(out)
 }
 
 /// The `[offload]` table: unpacking for a stock containerd's remote-snapshotter Prepares.
@@ -153,6 +234,8 @@ impl GcFile {
 pub struct Config {
     pub root: PathBuf,
     pub address: PathBuf,
+    /// Every proxy socket, the default one (`address`) first.
+    pub proxies: Vec<ProxySocket>,
     pub runtime_address: PathBuf,
     pub log_level: String,
     pub log_json: bool,
@@ -183,16 +266,27 @@ impl Config {
             .root
             .or(file.root)
             .unwrap_or_else(|| DEFAULT_ROOT.into());
+        let address: PathBuf = args
+            .address
+            .or(file.address)
+            .unwrap_or_else(|| DEFAULT_ADDRESS.into());
+        let runtime_address = args
+            .runtime_address
+            .or(file.runtime_address)
+            .unwrap_or_else(|| DEFAULT_RUNTIME_ADDRESS.into());
+        let extra = match args.proxies.is_empty() {
+            true => file.proxy.unwrap_or_default(),
+            false => args
+                .proxies
+                .iter()
+                .map(|f| parse_proxy_flag(f))
+                .collect::<anyhow::Result<_>>()?,
+        };
         Ok(Config {
             root: absolute_root(&root)?,
-            address: args
-                .address
-                .or(file.address)
-                .unwrap_or_else(|| DEFAULT_ADDRESS.into()),
-            runtime_address: args
-                .runtime_address
-                .or(file.runtime_address)
-                .unwrap_or_else(|| DEFAULT_RUNTIME_ADDRESS.into()),
+            proxies: proxy_sockets(address.clone(), &runtime_address, extra)?,
+            address,
+            runtime_address,
             log_level: args
                 .log_level
                 .or(file.log_level)
@@ -268,6 +362,63 @@ mod tests {
         let args = Args::parse_from(["strata-proxy", "--config", path.to_str().unwrap()]);
         let err = Config::resolve(args).unwrap_err();
         assert!(format!("{err:#}").contains("roots"), "{err:#}");
+    }
+
+    fn resolve(args: &[&str], file: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut all = vec!["strata-proxy", "--config", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Config::resolve(Args::parse_from(all))
+    }
+
+    fn sockets(c: &Config) -> Vec<(&str, &str)> {
+        let s = c.proxies.iter();
+        s.map(|p| (p.address.to_str().unwrap(), p.view.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn proxy_tables_and_flags_add_sockets_with_their_own_views() {
+        let file = "address = \"/a.sock\"\n[[proxy]]\naddress = \"/b.sock\"\nview = \"b\"\n\
+                    [[proxy]]\naddress = \"/c.sock\"\nview = \"c-1.x_y\"\n";
+        let c = resolve(&[], file).unwrap();
+        let want = [
+            ("/a.sock", "proxy"),
+            ("/b.sock", "proxy/b"),
+            ("/c.sock", "proxy/c-1.x_y"),
+        ];
+        assert_eq!(sockets(&c), want);
+        // Flags replace the file's tables.
+        let c = resolve(&["--proxy", "d=/d.sock"], file).unwrap();
+        assert_eq!(sockets(&c), [("/a.sock", "proxy"), ("/d.sock", "proxy/d")]);
+        let c = resolve(&[], "").unwrap();
+        assert_eq!(sockets(&c), [(DEFAULT_ADDRESS, PROXY_VIEW)]);
+    }
+
+    #[test]
+    fn bad_or_repeated_proxy_views_and_addresses_are_refused() {
+        let t = |a: &str, v: &str| format!("[[proxy]]\naddress = \"{a}\"\nview = \"{v}\"\n");
+        let cases = [
+            (t("/b.sock", ""), "\"\""),
+            (t("/b.sock", "a/b"), "a/b"),
+            (t("/b.sock", "ns x"), "ns x"),
+            (t("/b.sock", "b") + &t("/c.sock", "b"), "twice"),
+            (t("/b.sock", "b") + &t("/b.sock", "c"), "/b.sock"),
+            (t("/a.sock", "b"), "/a.sock"),
+            (t("/r.sock", "b"), "/r.sock"),
+        ];
+        for (body, needle) in cases {
+            let file = format!("address = \"/a.sock\"\nruntime_address = \"/r.sock\"\n{body}");
+            let err = resolve(&[], &file).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(needle), "{file}: {msg}");
+        }
+        for flag in ["nameonly", "b=", "=/x.sock"] {
+            let err = resolve(&["--proxy", flag], "").unwrap_err();
+            assert!(format!("{err:#}").contains("proxy"), "{flag}: {err:#}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! Every method blocks (file and database I/O): the service calls them on blocking threads.
 
+use std::sync::Arc;
+
 use strata_content::{BlobReader, ContentStore, Info, Writer};
 use strata_core::PROXY_VIEW;
 use strata_core::digest::Digest;
@@ -80,16 +82,27 @@ pub trait ContentApi: Send + Sync + 'static {
     ) -> Result<Digest, Status>;
 }
 
-/// The proxy socket's content: one flat view ([`PROXY_VIEW`]) whatever the request's
-/// namespace header says; no sharing (containerd's metadata layer above decides that).
+/// A proxy socket's content: one flat view (`view`: [`PROXY_VIEW`] for the default socket)
+/// whatever the request's namespace header says; no sharing (containerd's metadata layer
+/// above decides that). A blob another view holds is sent again, and its bytes are kept once.
 #[derive(Clone)]
 pub struct ProxyContent {
     store: ContentStore,
+    view: Arc<str>,
 }
 
 impl ProxyContent {
+    /// The content of the default proxy socket ([`PROXY_VIEW`]).
     pub fn new(store: ContentStore) -> Self {
-        ProxyContent { store }
+        Self::for_view(store, PROXY_VIEW)
+    }
+
+    /// The content of a proxy socket serving `view`.
+    pub fn for_view(store: ContentStore, view: &str) -> Self {
+        ProxyContent {
+            store,
+            view: view.into(),
+        }
     }
 }
 
@@ -105,7 +118,7 @@ impl ContentApi for ProxyContent {
     }
 
     fn info(&self, _: &(), d: &Digest) -> Result<Info, Status> {
-        self.store.info(PROXY_VIEW, d).map_err(errors::content)
+        self.store.info(&self.view, d).map_err(errors::content)
     }
 
     fn update(
@@ -116,26 +129,26 @@ impl ContentApi for ProxyContent {
         paths: &[String],
     ) -> Result<Info, Status> {
         self.store
-            .update(PROXY_VIEW, d, labels, paths)
+            .update(&self.view, d, labels, paths)
             .map_err(errors::content)
     }
 
     fn list(&self, _: &(), filters: &[String]) -> Result<Vec<Info>, Status> {
         self.store
-            .list(PROXY_VIEW, filters)
+            .list(&self.view, filters)
             .map_err(errors::content)
     }
 
     fn delete(&self, _: &(), d: &Digest) -> Result<(), Status> {
-        self.store.delete(PROXY_VIEW, d).map_err(errors::content)
+        self.store.delete(&self.view, d).map_err(errors::content)
     }
 
     fn reader(&self, _: &(), d: &Digest) -> Result<BlobReader, Status> {
-        self.store.reader(PROXY_VIEW, d).map_err(errors::content)
+        self.store.reader(&self.view, d).map_err(errors::content)
     }
 
     fn status(&self, _: &(), r: &str) -> Result<strata_content::Status, Status> {
-        self.store.status(PROXY_VIEW, r).map_err(errors::content)
+        self.store.status(&self.view, r).map_err(errors::content)
     }
 
     fn list_statuses(
@@ -144,12 +157,12 @@ impl ContentApi for ProxyContent {
         filters: &[String],
     ) -> Result<Vec<strata_content::Status>, Status> {
         self.store
-            .list_statuses(PROXY_VIEW, filters)
+            .list_statuses(&self.view, filters)
             .map_err(errors::content)
     }
 
     fn abort(&self, _: &(), r: &str) -> Result<(), Status> {
-        self.store.abort(PROXY_VIEW, r).map_err(errors::content)
+        self.store.abort(&self.view, r).map_err(errors::content)
     }
 
     fn abort_opened(&self, s: &(), r: &str, opened: Opened) -> Result<(), Status> {
@@ -167,13 +180,13 @@ impl ContentApi for ProxyContent {
         expected: Option<Digest>,
     ) -> Result<Opened, Status> {
         self.store
-            .writer(PROXY_VIEW, r, total, expected)
+            .writer(&self.view, r, total, expected)
             .map(Opened::Live)
             .map_err(errors::content)
     }
 
     fn exists(&self, _: &(), d: &Digest) -> Result<bool, Status> {
-        Ok(self.store.info(PROXY_VIEW, d).is_ok())
+        Ok(self.store.info(&self.view, d).is_ok())
     }
 
     fn unshare(&self, _: &(), _: &str, _: &SharedIngest, _: u64) -> Result<Writer, Status> {

@@ -206,28 +206,16 @@ fn open_runtime(stores: &Stores, config: &Config) -> anyhow::Result<strata_runti
     strata_runtime::Runtime::open(parts).context("opening the runtime")
 }
 
-/// Serves until SIGTERM/SIGINT, then finishes in-flight calls, flushes and returns.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.root)
-        .with_context(|| format!("creating root {}", config.root.display()))?;
-    let _lock = RootLock::acquire(&config.root)?;
-    let stores = open_stores(&config.root).await?;
-    let runtime = open_runtime(&stores, &config)?;
-    let metrics = match &config.metrics_address {
-        Some(a) => Some(crate::metrics::serve(a, stores.backends.clone()).await?),
-        None => None,
-    };
-    let listener = bind(&config.address)?;
-    let runtime_listener = bind(&config.runtime_address)?;
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ContentServer<ContentService<ProxyContent>>>()
-        .await;
-    health_reporter
-        .set_serving::<SnapshotsServer<SnapshotsService<ProxySnapshots>>>()
-        .await;
-    let content = ContentServer::new(ContentService::new(ProxyContent::new(
+type ProxyServices = (
+    ContentServer<ContentService<ProxyContent>>,
+    SnapshotsServer<SnapshotsService<ProxySnapshots>>,
+);
+
+/// The Content and Snapshots services of a proxy socket serving `view`.
+fn proxy_services(stores: &Stores, config: &Config, view: &str) -> ProxyServices {
+    let content = ContentServer::new(ContentService::new(ProxyContent::for_view(
         stores.content.clone(),
+        view,
     )))
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
@@ -235,7 +223,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stores.backends.clone(),
         stores.disabled.clone(),
         &config.default_snapshotter,
-    );
+    )
+    .with_view(view);
     if config.offload.enabled {
         let scratch = config.root.join("tmp");
         let off = Offload::new(
@@ -249,12 +238,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let snapshots = SnapshotsServer::new(SnapshotsService::new(proxy_snapshots))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    (content, snapshots)
+}
+
+/// Serves until SIGTERM/SIGINT, then finishes in-flight calls, flushes and returns.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.root)
+        .with_context(|| format!("creating root {}", config.root.display()))?;
+    let _lock = RootLock::acquire(&config.root)?;
+    let stores = open_stores(&config.root).await?;
+    let runtime = open_runtime(&stores, &config)?;
+    let metrics = match &config.metrics_address {
+        Some(a) => Some(crate::metrics::serve(a, stores.backends.clone()).await?),
+        None => None,
+    };
+    // The default socket last: once a client can connect to it, every other one is bound.
+    let mut listeners = Vec::new();
+    for p in config.proxies.iter().rev() {
+        listeners.push((bind(&p.address)?, p.view.as_str()));
+    }
+    let runtime_listener = bind(&config.runtime_address)?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ContentServer<ContentService<ProxyContent>>>()
+        .await;
+    health_reporter
+        .set_serving::<SnapshotsServer<SnapshotsService<ProxySnapshots>>>()
+        .await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopping = crate::stopping::Stopping::new(stop_rx.clone());
     let runtime_routes = crate::runtime::routes(&runtime, &config.root, stopping).await?;
     tracing::info!(
         root = %config.root.display(),
         address = %config.address.display(),
+        views = ?config.proxies.iter().map(|p| (&p.view, &p.address)).collect::<Vec<_>>(),
         runtime_address = %config.runtime_address.display(),
         backends = ?stores.backends.keys().collect::<Vec<_>>(),
         "serving"
@@ -262,17 +279,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let serving = tokio::spawn(
-        builder()
-            .layer(crate::metrics::RpcMetricsLayer)
-            .add_service(health)
-            .add_service(content)
-            .add_service(snapshots)
-            .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listener),
-                stopped(stop_rx.clone()),
-            ),
-    );
+    let serving: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, view)| {
+            let (content, snapshots) = proxy_services(&stores, &config, view);
+            tokio::spawn(
+                builder()
+                    .layer(crate::metrics::RpcMetricsLayer)
+                    .add_service(health.clone())
+                    .add_service(content)
+                    .add_service(snapshots)
+                    .serve_with_incoming_shutdown(
+                        UnixListenerStream::new(listener),
+                        stopped(stop_rx.clone()),
+                    ),
+            )
+        })
+        .collect();
     let serving_runtime = tokio::spawn(
         builder()
             .layer(crate::metrics::RpcMetricsLayer)
@@ -285,8 +308,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     let both = async {
-        let (a, b) = tokio::join!(serving, serving_runtime);
-        a.context("server task")?.context("serving")?;
+        let (a, b) = tokio::join!(futures::future::join_all(serving), serving_runtime);
+        for one in a {
+            one.context("server task")?.context("serving")?;
+        }
         b.context("runtime server task")?
             .context("serving the runtime")
     };
@@ -312,7 +337,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // at exit find no compaction or flush thread using them (else: "pthread lock: Invalid
     // argument" and SIGABRT).
     stores.db.cancel_all_background_work(true);
-    remove_socket(&config.address);
+    for p in &config.proxies {
+        remove_socket(&p.address);
+    }
     remove_socket(&config.runtime_address);
     tracing::info!("stopped");
     Ok(())

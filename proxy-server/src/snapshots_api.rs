@@ -68,10 +68,12 @@ pub trait SnapshotsApi: Send + Sync + 'static {
     async fn cleanup(&self, s: &Self::Scope, sn: &str) -> Result<(), Status>;
 }
 
-/// The proxy socket's snapshots: requests are routed by their `snapshotter` field (containerd
-/// fills it with the proxy plugin's name); everything belongs to [`PROXY_VIEW`].
+/// A proxy socket's snapshots: requests are routed by their `snapshotter` field (containerd
+/// fills it with the proxy plugin's name); everything belongs to the socket's view
+/// ([`PROXY_VIEW`] for the default socket).
 #[derive(Clone)]
 pub struct ProxySnapshots {
+    view: Arc<str>,
     backends: Arc<BTreeMap<String, Arc<dyn Snapshotter>>>,
     disabled: Arc<Disabled>,
     default: String,
@@ -86,11 +88,18 @@ impl ProxySnapshots {
         default: &str,
     ) -> Self {
         ProxySnapshots {
+            view: PROXY_VIEW.into(),
             backends: Arc::new(backends),
             disabled: Arc::new(disabled),
             default: default.to_string(),
             offload: None,
         }
+    }
+
+    /// Serves `view` instead of [`PROXY_VIEW`] (a `[[proxy]]` socket).
+    pub fn with_view(mut self, view: &str) -> Self {
+        self.view = view.into();
+        self
     }
 
     /// Serves containerd's remote-snapshotter Prepares with Strata's own unpack.
@@ -136,7 +145,7 @@ impl SnapshotsApi for ProxySnapshots {
         if let Some(off) = &self.offload
             && let Some(target) = labels.get(SNAPSHOT_REF)
         {
-            match off.serve(b, parent, &labels).await {
+            match off.serve(b, &self.view, parent, &labels).await {
                 Ok(true) => {
                     return Err(Status::already_exists(format!(
                         "target snapshot {target:?}: already exists"
@@ -148,7 +157,7 @@ impl SnapshotsApi for ProxySnapshots {
                 }
             }
         }
-        let res = b.prepare(PROXY_VIEW, key, parent, labels).await;
+        let res = b.prepare(&self.view, key, parent, labels).await;
         res.map_err(errors::snapshot)
     }
 
@@ -161,13 +170,13 @@ impl SnapshotsApi for ProxySnapshots {
         labels: Labels,
     ) -> Result<Vec<Mount>, Status> {
         let b = self.backend(sn)?;
-        let res = b.view(PROXY_VIEW, key, parent, labels).await;
+        let res = b.view(&self.view, key, parent, labels).await;
         res.map_err(errors::snapshot)
     }
 
     async fn mounts(&self, _: &(), sn: &str, key: &str) -> Result<Vec<Mount>, Status> {
         let b = self.backend(sn)?;
-        b.mounts(PROXY_VIEW, key).await.map_err(errors::snapshot)
+        b.mounts(&self.view, key).await.map_err(errors::snapshot)
     }
 
     async fn commit(
@@ -179,34 +188,34 @@ impl SnapshotsApi for ProxySnapshots {
         labels: Labels,
     ) -> Result<(), Status> {
         let b = self.backend(sn)?;
-        let res = b.commit(PROXY_VIEW, name, key, labels).await;
+        let res = b.commit(&self.view, name, key, labels).await;
         res.map_err(errors::snapshot)
     }
 
     async fn remove(&self, _: &(), sn: &str, key: &str) -> Result<(), Status> {
         let b = self.backend(sn)?;
-        b.remove(PROXY_VIEW, key).await.map_err(errors::snapshot)
+        b.remove(&self.view, key).await.map_err(errors::snapshot)
     }
 
     async fn stat(&self, _: &(), sn: &str, key: &str) -> Result<Info, Status> {
         let b = self.backend(sn)?;
-        b.stat(PROXY_VIEW, key).await.map_err(errors::snapshot)
+        b.stat(&self.view, key).await.map_err(errors::snapshot)
     }
 
     async fn update(&self, _: &(), sn: &str, info: Info, paths: &[String]) -> Result<Info, Status> {
         let b = self.backend(sn)?;
-        let res = b.update(PROXY_VIEW, info, paths).await;
+        let res = b.update(&self.view, info, paths).await;
         res.map_err(errors::snapshot)
     }
 
     async fn list(&self, _: &(), sn: &str, filters: &[String]) -> Result<Vec<Info>, Status> {
         let b = self.backend(sn)?;
-        b.list(PROXY_VIEW, filters).await.map_err(errors::snapshot)
+        b.list(&self.view, filters).await.map_err(errors::snapshot)
     }
 
     async fn usage(&self, _: &(), sn: &str, key: &str) -> Result<Usage, Status> {
         let b = self.backend(sn)?;
-        b.usage(PROXY_VIEW, key).await.map_err(errors::snapshot)
+        b.usage(&self.view, key).await.map_err(errors::snapshot)
     }
 
     async fn cleanup(&self, _: &(), sn: &str) -> Result<(), Status> {

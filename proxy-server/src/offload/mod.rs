@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_content::ContentStore;
-use strata_core::PROXY_VIEW;
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
 use strata_runtime::UnpackConfig;
@@ -83,30 +82,32 @@ impl Offload {
         }
     }
 
-    /// Serves a Prepare carrying `containerd.io/snapshot.ref`; `Ok(true)` when the target now
-    /// exists (the caller answers AlreadyExists), `Ok(false)` when containerd should unpack.
+    /// Serves a Prepare of `view` carrying `containerd.io/snapshot.ref`; `Ok(true)` when the
+    /// target now exists (the caller answers AlreadyExists), `Ok(false)` when containerd
+    /// should unpack.
     pub async fn serve(
         &self,
         b: &Arc<dyn Snapshotter>,
+        view: &str,
         parent: &str,
         labels: &Labels,
     ) -> Result<bool, String> {
         let Some(target) = labels.get(SNAPSHOT_REF) else {
             return Ok(false);
         };
-        if let Ok(info) = b.stat(PROXY_VIEW, target).await {
+        if let Ok(info) = b.stat(view, target).await {
             let same = info.kind == Kind::Committed && info.parent == parent;
             tracing::debug!(target, same, "offload: the target exists");
             return Ok(same);
         }
-        let Some((digest, source)) = self.locate(labels) else {
+        let Some((digest, source)) = self.locate(view, labels) else {
             tracing::debug!(target, ?labels, "offload: no layer digest or source");
             return Ok(false);
         };
         let parent_chain = match parent {
             "" => String::new(),
             p => match b
-                .stat(PROXY_VIEW, p)
+                .stat(view, p)
                 .await
                 .ok()
                 .and_then(|i| i.labels.get(SNAPSHOT_REF).cloned())
@@ -121,14 +122,14 @@ impl Offload {
         tracing::debug!(target, %digest, parent, "offload: applying");
         let key = format!("offload-{:016x} {target}", rand::random::<u64>());
         let mounts = b
-            .prepare(PROXY_VIEW, &key, parent, Labels::new())
+            .prepare(view, &key, parent, Labels::new())
             .await
             .map_err(|e| e.to_string())?;
-        let applied = self.apply(&digest, source, mounts).await;
+        let applied = self.apply(view, &digest, source, mounts).await;
         let res = match applied {
             Ok(diff_id) if chain_id(&parent_chain, &diff_id) == *target => {
                 let labels: Labels = BTreeMap::from([(SNAPSHOT_REF.to_string(), target.clone())]);
-                match b.commit(PROXY_VIEW, target, &key, labels).await {
+                match b.commit(view, target, &key, labels).await {
                     Ok(()) => return Ok(true),
                     Err(strata_snapshotters::Error::AlreadyExists(_)) => Ok(true),
                     Err(e) => Err(format!("commit {target}: {e}")),
@@ -139,17 +140,17 @@ impl Offload {
             )),
             Err(e) => Err(e),
         };
-        if let Err(e) = b.remove(PROXY_VIEW, &key).await {
+        if let Err(e) = b.remove(view, &key).await {
             tracing::warn!(key, error = %e, "cannot remove an unfinished offload snapshot");
         }
         res
     }
 
-    /// The layer digest and where to read it.
-    fn locate(&self, labels: &Labels) -> Option<(Digest, Source)> {
+    /// The layer digest and where to read it (the store when `view` holds the blob).
+    fn locate(&self, view: &str, labels: &Labels) -> Option<(Digest, Source)> {
         let digest = labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER))?;
         let digest = Digest::parse(digest).ok()?;
-        if self.content.info(PROXY_VIEW, &digest).is_ok() {
+        if self.content.info(view, &digest).is_ok() {
             return Some((digest, Source::Store));
         }
         let image = labels.get(CRI_IMAGE).or_else(|| labels.get(STARGZ_IMAGE))?;
@@ -162,19 +163,21 @@ impl Offload {
     /// Applies the layer to the snapshot `mounts` describe; returns its diff ID.
     async fn apply(
         &self,
+        view: &str,
         digest: &Digest,
         source: Source,
         mounts: Vec<strata_snapshotters::Mount>,
     ) -> Result<String, String> {
         let this = self.clone();
         let digest = digest.clone();
+        let view = view.to_string();
         let rt = Handle::current();
         tokio::task::spawn_blocking(move || {
             let applied = match source {
                 Source::Store => {
                     let r = this
                         .content
-                        .reader(PROXY_VIEW, &digest)
+                        .reader(&view, &digest)
                         .map_err(|e| e.to_string())?;
                     strata_runtime::diff::apply_to_mounts(
                         r.stream(),
