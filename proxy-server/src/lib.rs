@@ -10,6 +10,8 @@ pub mod config;
 pub mod content_api;
 pub mod content_service;
 pub mod errors;
+pub mod handover;
+pub mod listen;
 pub mod metrics;
 pub mod offload;
 pub mod rootlock;

@@ -34,6 +34,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logs(&config);
+    // Before any thread exists: it reads and clears the environment.
+    let start = match strata_proxy::server::Start::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("strata-proxy: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(t) => t,
         Err(e) => {
@@ -41,7 +49,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let code = match tokio.block_on(strata_proxy::server::run(config)) {
+    let code = match tokio.block_on(strata_proxy::server::run(config, start)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

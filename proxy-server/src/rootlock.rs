@@ -16,6 +16,12 @@ pub struct RootLock {
 impl RootLock {
     /// Takes the lock or says which process holds it.
     pub fn acquire(root: &Path) -> anyhow::Result<RootLock> {
+        Self::acquire_within(root, std::time::Duration::ZERO)
+    }
+
+    /// Takes the lock, waiting up to `wait` for the process that holds it to exit (a
+    /// hand-over's predecessor finishing its calls).
+    pub fn acquire_within(root: &Path, wait: std::time::Duration) -> anyhow::Result<RootLock> {
         let path = root.join("strata.lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -24,14 +30,18 @@ impl RootLock {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        if file.try_lock_exclusive().is_err() {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            bail!(
-                "root {} is already served by another process (pid {})",
-                root.display(),
-                pid.trim()
-            );
+        let until = std::time::Instant::now() + wait;
+        while file.try_lock_exclusive().is_err() {
+            if std::time::Instant::now() >= until {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                bail!(
+                    "root {} is already served by another process (pid {})",
+                    root.display(),
+                    pid.trim()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         file.set_len(0)?;
         file.rewind()?;

@@ -17,6 +17,8 @@ use crate::api::snapshots::snapshots_server::SnapshotsServer;
 use crate::config::Config;
 use crate::content_api::ProxyContent;
 use crate::content_service::ContentService;
+use crate::handover::{Report, Successor};
+use crate::listen::{Inherited, Socket};
 use crate::offload::Offload;
 use crate::rootlock::RootLock;
 use crate::snapshots_api::{Disabled, ProxySnapshots};
@@ -155,14 +157,38 @@ fn remove_socket(address: &Path) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT (false), or once a successor started on SIGUSR2 has taken
+/// the sockets (true). A successor that fails leaves this process serving.
+async fn stop_requested(successor: Option<&Successor>, sockets: &[Socket]) -> bool {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let mut usr2 = signal(SignalKind::user_defined2()).expect("installing the SIGUSR2 handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                return false;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                return false;
+            }
+            _ = usr2.recv() => {
+                let Some(s) = successor else {
+                    tracing::error!("SIGUSR2: no successor can be started; still serving");
+                    continue;
+                };
+                tracing::info!("SIGUSR2: starting a successor on the same sockets");
+                match tokio::task::block_in_place(|| s.start(sockets)) {
+                    Ok(pid) => {
+                        tracing::info!(successor = pid, "handed the sockets over; shutting down");
+                        return true;
+                    }
+                    Err(e) => tracing::error!("SIGUSR2: upgrade failed, still serving: {e:#}"),
+                }
+            }
+        }
     }
 }
 
@@ -241,23 +267,101 @@ fn proxy_services(stores: &Stores, config: &Config, view: &str) -> ProxyServices
     (content, snapshots)
 }
 
-/// Serves until SIGTERM/SIGINT, then finishes in-flight calls, flushes and returns.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// What the process was handed when it started: sockets (systemd, a predecessor), the pipe a
+/// predecessor waits on, and how to start a successor.
+#[derive(Debug, Default)]
+pub struct Start {
+    pub inherited: Inherited,
+    pub report: Report,
+    pub successor: Option<Successor>,
+}
+
+impl Start {
+    /// Reads the environment. Must run before any other thread starts.
+    pub fn from_env() -> anyhow::Result<Start> {
+        let successor = Successor::of_this_process()
+            .inspect_err(|e| tracing::warn!("upgrades by SIGUSR2 are off: {e:#}"))
+            .ok();
+        Ok(Start {
+            inherited: Inherited::from_env()?,
+            report: Report::from_env()?,
+            successor,
+        })
+    }
+}
+
+/// How long a hand-over's successor waits for its predecessor to finish its calls and release
+/// the root (the predecessor's drain and exit timeouts, and some).
+const HANDOVER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The listening sockets: each proxy socket with its view, the runtime socket, and a record of
+/// each for a hand-over and for removal at exit.
+struct Listening {
+    proxies: Vec<(UnixListener, String)>,
+    runtime: UnixListener,
+    sockets: Vec<Socket>,
+}
+
+/// Takes the inherited socket of each address, binds the others.
+fn listen(config: &Config, start: &mut Start) -> anyhow::Result<Listening> {
+    // A socket a predecessor handed over is this process's to remove at exit; one systemd
+    // passed is systemd's.
+    let from_systemd = !start.report.is_handover();
+    let mut sockets = Vec::new();
+    let mut one = |address: &Path| -> anyhow::Result<UnixListener> {
+        let (listener, inherited) = match start.inherited.take(address)? {
+            Some(l) => (l, from_systemd),
+            None => (bind(address)?, false),
+        };
+        sockets.push(Socket::new(address, &listener, inherited)?);
+        Ok(listener)
+    };
+    // The default socket last: once a client can connect to it, every other one is bound.
+    let mut proxies = Vec::new();
+    for p in config.proxies.iter().rev() {
+        proxies.push((one(&p.address)?, p.view.clone()));
+    }
+    let runtime = one(&config.runtime_address)?;
+    start.inherited.check_all_taken()?;
+    Ok(Listening {
+        proxies,
+        runtime,
+        sockets,
+    })
+}
+
+/// Serves until SIGTERM/SIGINT (or a hand-over to a successor on SIGUSR2), then finishes
+/// in-flight calls, flushes and returns.
+pub async fn run(config: Config, mut start: Start) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.root)
         .with_context(|| format!("creating root {}", config.root.display()))?;
-    let _lock = RootLock::acquire(&config.root)?;
+    // A hand-over's successor takes the sockets, tells its predecessor to stop, then waits for
+    // the root; calls arriving meanwhile wait in the sockets' backlog.
+    let early = match start.report.is_handover() {
+        true => Some(listen(&config, &mut start)?),
+        false => None,
+    };
+    let _lock = match early.is_some() {
+        true => {
+            start.report.send()?;
+            RootLock::acquire_within(&config.root, HANDOVER_LOCK_WAIT)?
+        }
+        false => RootLock::acquire(&config.root)?,
+    };
     let stores = open_stores(&config.root).await?;
     let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {
         Some(a) => Some(crate::metrics::serve(a, stores.backends.clone()).await?),
         None => None,
     };
-    // The default socket last: once a client can connect to it, every other one is bound.
-    let mut listeners = Vec::new();
-    for p in config.proxies.iter().rev() {
-        listeners.push((bind(&p.address)?, p.view.as_str()));
-    }
-    let runtime_listener = bind(&config.runtime_address)?;
+    let Listening {
+        proxies: listeners,
+        runtime: runtime_listener,
+        sockets,
+    } = match early {
+        Some(l) => l,
+        None => listen(&config, &mut start)?,
+    };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ContentServer<ContentService<ProxyContent>>>()
@@ -282,7 +386,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let serving: Vec<_> = listeners
         .into_iter()
         .map(|(listener, view)| {
-            let (content, snapshots) = proxy_services(&stores, &config, view);
+            let (content, snapshots) = proxy_services(&stores, &config, &view);
             tokio::spawn(
                 builder()
                     .layer(crate::metrics::RpcMetricsLayer)
@@ -305,7 +409,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 stopped(stop_rx),
             ),
     );
-    shutdown_signal().await;
+    let handed_over = stop_requested(start.successor.as_ref(), &sockets).await;
     let _ = stop_tx.send(true);
     let both = async {
         let (a, b) = tokio::join!(futures::future::join_all(serving), serving_runtime);
@@ -337,10 +441,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // at exit find no compaction or flush thread using them (else: "pthread lock: Invalid
     // argument" and SIGABRT).
     stores.db.cancel_all_background_work(true);
-    for p in &config.proxies {
-        remove_socket(&p.address);
+    // Not a socket a successor or systemd now serves.
+    for s in sockets.iter().filter(|s| !s.inherited && !handed_over) {
+        remove_socket(&s.address);
     }
-    remove_socket(&config.runtime_address);
     tracing::info!("stopped");
     Ok(())
 }
