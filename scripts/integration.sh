@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# End-to-end test: Debian's containerd 1.6 + runc with strata-proxy as the content
-# store and as snapshotters (proxy_plugins), offline, as root.
+# End-to-end test: a real containerd + runc with strata-proxy as the content store and
+# as snapshotters (proxy_plugins), offline, as root. The whole matrix runs against
+# Debian bookworm's containerd 1.6 and against containerd 2.x (Debian sid's, fetched
+# into a private dir by scripts/containerd2.sh, never installed), each with its own
+# config format (2.x: `version = 3` and a transfer-service unpack_config entry per
+# snapshotter) and its own ctr. On 2.x `ctr images import` runs through the Transfer
+# service (the default) and with --local, each a full round; `ctr images pull` through
+# the Transfer service must hand every layer to the unpack offload like the CRI-style
+# pull, and --local must unpack the same tree; the proxy socket must show the same flat
+# view whatever containerd-namespace header a call carries (2.x sends one).
 #
 # For each strata snapshot backend x {gzip, zstd} layers it imports a multi-layer
 # test image (integration/build_image.py: whiteouts, opaque dir, type changes,
@@ -14,6 +22,8 @@
 #
 # Usage: scripts/integration.sh
 # Environment:
+#   STRATA_CONTAINERD   1.6, 2 or both (default): the containerd versions to test; with
+#                       both the script runs itself once per version and adds up
 #   STRATA_PROXY        daemon binary (default /var/tmp/strata-target/debug/strata-proxy)
 #   STRATA_PROXY_ARGS   extra daemon arguments
 #   STRATA_BTRFS_ROOT   test the strata-btrfs backend too (skipped with a SKIP line if
@@ -21,10 +31,42 @@
 #                       strata root is put there), or `loop` (a loopback btrfs image in
 #                       $WORK mounted at <strata root>/snapshots/btrfs)
 #   STRATA_IT_SPARSE_MIB  apparent size of the sparse file (default 1024)
-#   STRATA_IT_LOGS      where daemon logs are kept (default /var/tmp/strata-it-logs)
+#   STRATA_IT_LOGS      where daemon logs are kept (default /var/tmp/strata-it-logs),
+#                       one subdir per version: containerd-1.6, containerd-2
 #   STRATA_IT_KEEP=1    keep $WORK (still stops daemons and unmounts)
-# Output: PASS/FAIL/SKIP lines, then exactly `N passed, N failed`; exit 1 on any failure.
+# Output: PASS/FAIL/SKIP lines (each named with its version: `[1.6] ...`, `[2.1.9] ...`),
+# TIME lines (import+unpack and run wall times, Strata vs built-in overlayfs), per version
+# `containerd <v>: N passed, N failed in S s`, then exactly `N passed, N failed`;
+# exit 1 on any failure.
 set -uo pipefail
+
+STRATA_CONTAINERD=${STRATA_CONTAINERD:-both}
+if [[ $STRATA_CONTAINERD == both ]]; then
+    # One full run per version, each with fresh daemons, roots and logs.
+    total_p=0 total_f=0 lines=() times=()
+    for v in 1.6 2; do
+        t=$SECONDS
+        tmp=$(mktemp)
+        STRATA_CONTAINERD=$v bash "${BASH_SOURCE[0]}" "$@" | tee "$tmp"
+        out=$(tail -1 "$tmp")
+        times+=("$(grep '^TIME ' "$tmp")")
+        rm -f "$tmp"
+        if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+            p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
+        else
+            p=0 f=1
+            echo "FAIL containerd $v: no summary line (got: $out)"
+        fi
+        total_p=$((total_p + p)) total_f=$((total_f + f))
+        lines+=("containerd $v: $p passed, $f failed in $((SECONDS - t)) s")
+    done
+    printf '%s\n' "${times[@]}" "${lines[@]}"
+    printf '%d passed, %d failed\n' "$total_p" "$total_f"
+    [[ $total_f -eq 0 ]]
+    exit
+fi
+[[ $STRATA_CONTAINERD == 1.6 || $STRATA_CONTAINERD == 2 ]] ||
+    { echo "STRATA_CONTAINERD must be 1.6, 2 or both" >&2; exit 2; }
 
 # Debian packages this script needs (installed if missing).
 PACKAGES=(containerd runc umoci skopeo busybox-static attr python3 golang-go docker-registry curl
@@ -34,16 +76,17 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 it=$repo/integration
 STRATA_PROXY=${STRATA_PROXY:-/var/tmp/strata-target/debug/strata-proxy}
 SPARSE_BYTES=$((${STRATA_IT_SPARSE_MIB:-1024} * 1024 * 1024))
-LOGS=${STRATA_IT_LOGS:-/var/tmp/strata-it-logs}
+LOGS=${STRATA_IT_LOGS:-/var/tmp/strata-it-logs}/containerd-$STRATA_CONTAINERD
 NS=strata-it
 IMG=strata-it/img
 COMPRESSIONS=(gzip zstd)
 
 passed=0 failed=0 strata_pid='' ctd_pid='' reg_pid='' t0=$SECONDS START_EPOCH=$(date +%s)
+V=$STRATA_CONTAINERD # the version's name in every PASS/FAIL line; 2.x's exact one once known
 
 log() { printf '%s\n' "$*" >&2; }
-pass() { passed=$((passed + 1)); printf 'PASS %s (%ss)\n' "$1" "$(($SECONDS - ${2:-$SECONDS}))"; }
-fail() { failed=$((failed + 1)); printf 'FAIL %s: %s\n' "$1" "$2"; }
+pass() { passed=$((passed + 1)); printf 'PASS [%s] %s (%ss)\n' "$V" "$1" "$(($SECONDS - ${2:-$SECONDS}))"; }
+fail() { failed=$((failed + 1)); printf 'FAIL [%s] %s: %s\n' "$V" "$1" "$2"; }
 die() { fail "$1" "$2"; summary; exit 1; }
 summary() { printf '%d passed, %d failed\n' "$passed" "$failed"; }
 
@@ -60,6 +103,17 @@ ensure_packages() { # packages...
 [[ $(id -u) -eq 0 ]] || { echo "must run as root" >&2; exit 2; }
 ensure_packages "${PACKAGES[@]}" || die setup "apt-get install failed"
 [[ -x $STRATA_PROXY ]] || die setup "$STRATA_PROXY is not executable (cargo build -p strata-proxy)"
+# The runtime socket's checks always use the stock 1.6 ctr (Strata's runtime API is 1.6's).
+RT_CTR=/usr/bin/ctr
+IMPORT_MODES=(default)
+if [[ $V == 2 ]]; then
+    source "$repo/scripts/containerd2.sh"
+    CTD2=$(strata_containerd2_dir) || die setup "cannot fetch containerd 2.x (scripts/containerd2.sh)"
+    # containerd, ctr and containerd-shim-runc-v2 of 2.x come first on PATH (the shim too).
+    export PATH=$CTD2/bin:$PATH
+    V=$(basename "$CTD2")
+    IMPORT_MODES=(transfer local)
+fi
 
 WORK=$(mktemp -d /var/tmp/strata-it-XXXX)
 if [[ -n ${STRATA_BTRFS_ROOT:-} && $STRATA_BTRFS_ROOT != loop ]]; then
@@ -155,10 +209,19 @@ stop_strata() { # SIGTERM; fails unless strata-proxy exits by itself with status
 write_containerd_config() { # backends...
     local b
     {
-        echo 'version = 2'
+        if [[ $V == 1.6 ]]; then
+            echo 'version = 2'
+        else
+            echo 'version = 3'
+        fi
         echo "root = \"$CTD/root\""
         echo "state = \"$CTD/state\""
-        echo 'disabled_plugins = ["io.containerd.content.v1.content", "io.containerd.grpc.v1.cri"]'
+        if [[ $V == 1.6 ]]; then
+            echo 'disabled_plugins = ["io.containerd.content.v1.content", "io.containerd.grpc.v1.cri"]'
+        else
+            echo 'disabled_plugins = ["io.containerd.content.v1.content", "io.containerd.grpc.v1.cri",'
+            echo '  "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]'
+        fi
         echo '[grpc]'
         echo "  address = \"$CSOCK\""
         echo '[ttrpc]'
@@ -170,7 +233,23 @@ write_containerd_config() { # backends...
             echo "[proxy_plugins.$b]"
             echo '  type = "snapshot"'
             echo "  address = \"$SSOCK\""
+            if [[ $V != 1.6 ]]; then
+                # 2.1+: the Transfer service labels each layer's Prepare with the image ref and
+                # layer digest (cri.*), as the CRI plugin does: what the unpack offload needs.
+                echo "[proxy_plugins.$b.exports]"
+                echo '  enable_remote_snapshot_annotations = "true"'
+            fi
         done
+        if [[ $V != 1.6 ]]; then
+            # 2.x's Transfer service unpacks (ctr images import/pull) only for the snapshotters
+            # listed here; the list replaces its default (overlayfs), which the reference runs need.
+            echo '[plugins."io.containerd.transfer.v1.local"]'
+            for b in overlayfs native "$@"; do
+                echo '  [[plugins."io.containerd.transfer.v1.local".unpack_config]]'
+                echo "    platform = \"linux/$(dpkg --print-architecture)\""
+                echo "    snapshotter = \"$b\""
+            done
+        fi
     } >"$CTD/config.toml"
 }
 start_containerd() {
@@ -239,10 +318,32 @@ compare_trees() { # name backend reference chainid [compare_tree.py options]
     return $rc
 }
 
-strata_leftovers() { # prints what strata still holds (blobs, ingests, snapshots)
+strata_leftovers() { # [strata-ls options]: prints what strata still holds (blobs, ingests, snapshots)
     local b args=()
     for b in "${BACKENDS[@]}"; do args+=(-snapshotter "$b"); done
-    strata_ls "${args[@]}"
+    strata_ls "$@" "${args[@]}"
+}
+
+# The proxy socket is one flat view: a call with any containerd-namespace header (2.x's proxy
+# clients send the caller's) sees exactly what a call without one sees (1.6's, and GC's).
+flat_view() { # name: after an import, so the view is not empty
+    local bare with other again i
+    # 2.x's GC removes the import's temporary blobs shortly after it: compare a settled view.
+    for ((i = 0; i < 50; i++)); do
+        bare=$(strata_leftovers) && with=$(strata_leftovers -n "$NS") &&
+            other=$(strata_leftovers -n other-ns) && again=$(strata_leftovers) ||
+            { fail "$1" "strata-ls failed"; return 1; }
+        [[ $again == "$bare" ]] && break
+        sleep 0.2
+    done
+    if [[ -z $bare ]]; then
+        fail "$1" "strata holds nothing after an import"
+    elif [[ $with != "$bare" || $other != "$bare" ]]; then
+        fail "$1" "views differ by header:"$'\n'"$(diff <(echo "$bare") <(echo "$with"))"$'\n'"$(diff <(echo "$bare") <(echo "$other"))"
+    else
+        return 0
+    fi
+    return 1
 }
 
 wait_strata_empty() { # seconds
@@ -276,10 +377,12 @@ drop_image() { # image: best-effort cleanup after a failed round, so later round
     wait_strata_empty 30 >/dev/null || log "  strata not empty after dropping $1"
 }
 
-one_round() { # backend compression
-    local b=$1 c=$2 tag="$1/$2" image="$IMG:$2" s out left ref r refs
+one_round() { # backend compression import-mode (default: 1.6's; transfer or local: 2.x's)
+    local b=$1 c=$2 tag="$1/$2" image="$IMG:$2" s out left ref r refs local=()
+    [[ $3 != default ]] && tag+=" ($3 import)"
+    [[ $3 == local ]] && local=(--local)
     s=$SECONDS
-    if ! out=$(ctr_ image import --base-name "$IMG" --snapshotter "$b" "$WORK/img/$c.tar" 2>&1); then
+    if ! out=$(ctr_ image import "${local[@]}" --base-name "$IMG" --snapshotter "$b" "$WORK/img/$c.tar" 2>&1); then
         fail "import $tag" "$out"
         drop_image "$image"
         return
@@ -290,6 +393,8 @@ one_round() { # backend compression
         return
     fi
     pass "import $tag" "$s"
+    s=$SECONDS
+    flat_view "flat view $tag" && pass "flat view $tag (header $NS, other-ns, none)" "$s"
 
     s=$SECONDS
     run_checks "run $tag" "$b" "$image" "it-$RANDOM" && pass "run $tag" "$s"
@@ -405,15 +510,44 @@ pass "start containerd $(ctr -a "$CSOCK" version 2>/dev/null | awk '/Version/ {p
 
 for b in "${BACKENDS[@]}"; do
     for c in "${COMPRESSIONS[@]}"; do
-        one_round "$b" "$c"
+        for m in "${IMPORT_MODES[@]}"; do
+            one_round "$b" "$c" "$m"
+        done
     done
+done
+
+# Wall times, printed as TIME lines and never asserted: import+unpack and `ctr run` of the gzip
+# image (1 GiB sparse file included) on a Strata backend and on containerd's built-in overlayfs,
+# same containerd and same run (the content store is Strata's for both).
+now() { date +%s.%N; }
+secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
+timing() { # snapshotter import-mode
+    local tag="$1" a b c local=() out
+    [[ $2 != default ]] && tag+=" ($2 import)"
+    [[ $2 == local ]] && local=(--local)
+    a=$(now)
+    if ! out=$(ctr_ image import "${local[@]}" --base-name "$IMG" --snapshotter "$1" "$WORK/img/gzip.tar" 2>&1); then
+        fail "timing $tag" "import: $out"
+    else
+        b=$(now)
+        if ! out=$(ctr_ run --rm --snapshotter "$1" "$IMG:gzip" "it-time-$RANDOM" /bin/true 2>&1); then
+            fail "timing $tag" "run: $out"
+        else
+            c=$(now)
+            echo "TIME [$V] $tag: import+unpack $(secs "$a" "$b") s, run $(secs "$b" "$c") s"
+        fi
+    fi
+    drop_image "$IMG:gzip"
+}
+for m in "${IMPORT_MODES[@]}"; do
+    for b in strata-overlay overlayfs; do timing "$b" "$m"; done
 done
 
 # The runtime socket: strata-proxy's own containerd APIs, with no containerd in between (its
 # Diff service unpacks). The same image imported there and shown by `ctr images mount` must be
 # the tree containerd 1.6 itself makes with its overlayfs snapshotter, entry by entry.
 RSOCK=$(dirname "$SSOCK")/runtime.sock
-rt_() { timeout 300 ctr -a "$RSOCK" -n "$NS" "$@"; }
+rt_() { timeout 300 "$RT_CTR" -a "$RSOCK" -n "$NS" "$@"; }
 runtime_round() { # backend compression
     local b=$1 c=$2 tag="runtime-socket $1/$2" image="$IMG:$2" s=$SECONDS out
     local da=$WORK/mnt/rt db=$WORK/mnt/ref kb=rt-ref-$2 rc=0
@@ -458,20 +592,38 @@ done
 # (integration/cri-pull), Strata applies every layer itself (streamed from the registry) and
 # answers the remote-snapshotter protocol. The result must be containerd's overlayfs tree, and
 # the snapshots must be Strata's (committed under the bare chain ID, not containerd's key).
-cri_round() { # backend compression
-    local b=$1 c=$2 tag="cri-pull offload $1/$2" ns=cri-$1-$2 s=$SECONDS out
-    local da=$WORK/mnt/cri db=$WORK/mnt/criref rc=0
+# On 2.x the same through `ctr images pull` by its Transfer service (with the proxy plugins'
+# enable_remote_snapshot_annotations export it labels Prepares as the CRI plugin does). `ctr
+# images pull --local` (ctr's own client-side unpack, 1.6's and 2.x's) labels no layer digest,
+# so containerd applies the layers itself: there the tree, GC and a SKIP line for the offload.
+cri_round() { # backend compression puller (cri-pull, transfer or local)
+    local b=$1 c=$2 tag="cri-pull offload $1/$2" ns=cri-$1-$2-$3 s=$SECONDS out
+    local da=$WORK/mnt/cri db=$WORK/mnt/criref rc=0 pull offload=required
+    case $3 in
+        cri-pull) pull=("$WORK/bin/cri-pull" -a "$CSOCK" -n "$ns" -snapshotter "$b" -plain-http) ;;
+        transfer) pull=(timeout 300 ctr -a "$CSOCK" -n "$ns" image pull --plain-http --snapshotter "$b")
+            tag="ctr pull offload $1/$2" ;;
+        local) pull=(timeout 300 ctr -a "$CSOCK" -n "$ns" image pull --local --plain-http --snapshotter "$b")
+            tag="ctr pull --local $1/$2" offload=optional ;;
+    esac
     mkdir -p "$da" "$db"
-    if ! out=$("$WORK/bin/cri-pull" -a "$CSOCK" -n "$ns" -snapshotter "$b" -plain-http "$REG/it/img:$c" 2>&1); then
+    if ! out=$("${pull[@]}" "$REG/it/img:$c" 2>&1); then
         fail "$tag" "pull: $out"
         return
     fi
-    log "  $out"
+    log "  $(tail -1 <<<"$out")"
     # Listed first, then searched: `strata_ls | grep -q` fails under pipefail when grep's early
     # exit gives strata_ls a SIGPIPE.
     local listed
     listed=$(strata_ls -snapshotter "$b")
-    if ! grep -q "^snapshot $b Committed $CHAIN_ID " <<<"$listed"; then
+    if [[ $offload == optional ]]; then
+        if grep -q "^snapshot $b Committed $CHAIN_ID " <<<"$listed"; then
+            log "  $tag: offloaded to strata"
+        else
+            echo "SKIP [$V] $tag: the unpack offload (ctr's client-side unpack labels no layer digest; containerd applied the layers)"
+        fi
+    fi
+    if [[ $offload == required ]] && ! grep -q "^snapshot $b Committed $CHAIN_ID " <<<"$listed"; then
         fail "$tag" "the top layer was not unpacked by strata (no committed $CHAIN_ID in $b): $(grep snapshot <<<"$listed")"
         rc=1
     elif ! ctr -a "$CSOCK" -n "$ns" snapshots --snapshotter "$b" prepare cri-cmp "$CHAIN_ID" >/dev/null ||
@@ -522,7 +674,11 @@ if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
     pass "registry with the test images, cri-pull built" "$s"
     for b in "${BACKENDS[@]}"; do
         for c in "${COMPRESSIONS[@]}"; do
-            cri_round "$b" "$c"
+            cri_round "$b" "$c" cri-pull
+            if [[ $V != 1.6 ]]; then
+                cri_round "$b" "$c" transfer
+                cri_round "$b" "$c" local
+            fi
         done
     done
 else

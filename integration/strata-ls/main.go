@@ -3,7 +3,10 @@
 //
 // Usage:
 //
-//	strata-ls -a SOCKET [-wait 10s] [-snapshotter NAME]...
+//	strata-ls -a SOCKET [-wait 10s] [-n NAMESPACE] [-snapshotter NAME]...
+//
+// With -n every call carries that containerd-namespace header, as containerd 2.x's proxy
+// clients send it (the proxy socket must show the same flat view whatever the header says).
 //
 // Output, one item per line:
 //
@@ -27,6 +30,7 @@ import (
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/content"
 	contentproxy "github.com/containerd/containerd/content/proxy"
+	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/pkg/dialer"
 	"github.com/containerd/containerd/snapshots"
 	snapshotproxy "github.com/containerd/containerd/snapshots/proxy"
@@ -104,6 +108,7 @@ func print(ctx context.Context, conn *grpc.ClientConn, cs content.Store, blobs [
 func main() {
 	addr := flag.String("a", "", "strata-proxy unix socket")
 	wait := flag.Duration("wait", 0, "retry until the socket answers, up to this long")
+	ns := flag.String("n", "", "send this containerd-namespace header (default: none)")
 	var sns names
 	flag.Var(&sns, "snapshotter", "snapshotter name to list (repeatable)")
 	flag.Parse()
@@ -111,7 +116,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "strata-ls: -a SOCKET is required")
 		os.Exit(2)
 	}
-	if err := run(context.Background(), *addr, *wait, sns); err != nil {
+	ctx := context.Background()
+	if *ns != "" {
+		// Sets the gRPC containerd-namespace header too.
+		ctx = namespaces.WithNamespace(ctx, *ns)
+	}
+	if err := run(ctx, *addr, *wait, sns); err != nil {
 		fmt.Fprintf(os.Stderr, "strata-ls: %v\n", err)
 		os.Exit(1)
 	}
