@@ -1,5 +1,14 @@
 //! containerd's snapshotter conformance suite (plus ours) against the native backend.
 
-use strata_snapshotters::native::Native;
+use std::path::{Path, PathBuf};
 
-strata_snapshotters::testsuite!(native, |root| Native::open(root));
+use strata_snapshotters::native::{NAME, Native};
+
+/// Where `Native::open(root)` keeps one directory per snapshot.
+fn data_dir(root: &Path) -> PathBuf {
+    root.join("snapshots").join(NAME).join("snapshots")
+}
+
+strata_snapshotters::testsuite!(native, setup = |b| b.with_data_dir(data_dir), |root| {
+    Native::open(root)
+});

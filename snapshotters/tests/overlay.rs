@@ -1,5 +1,14 @@
 //! containerd's snapshotter conformance suite (plus ours) against the overlay backend.
 
-use strata_snapshotters::overlay::Overlay;
+use std::path::{Path, PathBuf};
 
-strata_snapshotters::testsuite!(overlay, |root| Overlay::open(root));
+use strata_snapshotters::overlay::{NAME, Overlay};
+
+/// Where `Overlay::open(root)` keeps one directory per snapshot.
+fn data_dir(root: &Path) -> PathBuf {
+    root.join("snapshots").join(NAME).join("snapshots")
+}
+
+strata_snapshotters::testsuite!(overlay, setup = |b| b.with_data_dir(data_dir), |root| {
+    Overlay::open(root)
+});

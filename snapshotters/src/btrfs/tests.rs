@@ -1,5 +1,6 @@
-//! Unit tests on a real btrfs: run when `STRATA_BTRFS_ROOT` names a directory on btrfs (see
-//! `scripts/btrfs-loop.sh`), as root; otherwise they print why and pass.
+//! Unit tests on a real btrfs: `#[ignore]`d (a plain `cargo test` shows them as ignored); run
+//! with `-- --ignored btrfs::` as root with `STRATA_BTRFS_ROOT` naming a directory on btrfs
+//! (see `scripts/btrfs-loop.sh`). Run without either, they fail saying what is missing.
 
 use std::path::PathBuf;
 
@@ -8,24 +9,30 @@ use strata_core::labels::Labels;
 use super::*;
 use crate::Snapshotter;
 
-fn btrfs_tmp(test: &str) -> Option<tempfile::TempDir> {
+/// Why the tests below are ignored by default.
+const NEEDS: &str = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs";
+
+/// A fresh directory under `STRATA_BTRFS_ROOT`; panics (the test fails) when the variable is
+/// unset or the process is not root.
+fn btrfs_tmp(test: &str) -> tempfile::TempDir {
     let Some(root) = std::env::var_os("STRATA_BTRFS_ROOT").map(PathBuf::from) else {
-        eprintln!("skipping {test}: STRATA_BTRFS_ROOT is not set");
-        return None;
+        panic!("{test} cannot run: STRATA_BTRFS_ROOT is not set ({NEEDS})");
     };
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root");
-        return None;
-    }
-    Some(tempfile::tempdir_in(root).expect("tempdir on btrfs"))
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{test} cannot run: not root ({NEEDS})"
+    );
+    tempfile::tempdir_in(root).expect("tempdir on btrfs")
 }
 
 #[test]
 fn refuses_a_directory_not_on_btrfs() {
     let d = tempfile::tempdir().unwrap();
-    if sys::is_btrfs(d.path()).unwrap() {
-        return;
-    }
+    assert!(
+        !sys::is_btrfs(d.path()).unwrap(),
+        "needs a temp dir not on btrfs: set TMPDIR elsewhere than {}",
+        d.path().display()
+    );
     let err = Btrfs::open(d.path()).unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)), "{err:?}");
     assert!(
@@ -35,10 +42,9 @@ fn refuses_a_directory_not_on_btrfs() {
 }
 
 #[test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
 fn subvolume_ops_round_trip() {
-    let Some(d) = btrfs_tmp("subvolume_ops_round_trip") else {
-        return;
-    };
+    let d = btrfs_tmp("subvolume_ops_round_trip");
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     sys::create_subvolume(&a).unwrap();
     std::fs::write(a.join("f"), b"x").unwrap();
@@ -64,10 +70,9 @@ fn subvolume_ops_round_trip() {
 }
 
 #[test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
 fn nested_subvolumes_are_deleted_too() {
-    let Some(d) = btrfs_tmp("nested_subvolumes_are_deleted_too") else {
-        return;
-    };
+    let d = btrfs_tmp("nested_subvolumes_are_deleted_too");
     let a = d.path().join("a");
     sys::create_subvolume(&a).unwrap();
     std::fs::create_dir(a.join("dir")).unwrap();
@@ -77,10 +82,9 @@ fn nested_subvolumes_are_deleted_too() {
 }
 
 #[test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
 fn diff_usage_counts_only_changes() {
-    let Some(d) = btrfs_tmp("diff_usage_counts_only_changes") else {
-        return;
-    };
+    let d = btrfs_tmp("diff_usage_counts_only_changes");
     let (p, c) = (d.path().join("p"), d.path().join("c"));
     sys::create_subvolume(&p).unwrap();
     std::fs::write(p.join("big"), vec![7u8; 1 << 20]).unwrap();
@@ -97,10 +101,9 @@ fn diff_usage_counts_only_changes() {
 }
 
 #[tokio::test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
 async fn layers_and_mounts_follow_containerd() {
-    let Some(d) = btrfs_tmp("layers_and_mounts_follow_containerd") else {
-        return;
-    };
+    let d = btrfs_tmp("layers_and_mounts_follow_containerd");
     let sn = Btrfs::open(d.path()).unwrap();
     let dir = d.path().join("snapshots/btrfs/snapshots");
     let l = Labels::new();
@@ -137,10 +140,9 @@ async fn layers_and_mounts_follow_containerd() {
 }
 
 #[tokio::test]
+#[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs"]
 async fn cleanup_deletes_crash_leftovers() {
-    let Some(d) = btrfs_tmp("cleanup_deletes_crash_leftovers") else {
-        return;
-    };
+    let d = btrfs_tmp("cleanup_deletes_crash_leftovers");
     let sn = Btrfs::open(d.path()).unwrap();
     sn.prepare("v", "live", "", Labels::new()).await.unwrap();
     let dir = d.path().join("snapshots/btrfs/snapshots");

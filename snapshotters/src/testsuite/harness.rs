@@ -35,6 +35,10 @@ pub fn opt() -> Labels {
 /// Where a backend's case roots go: a directory, or why the cases cannot run here.
 pub type PlaceFn = fn() -> Result<PathBuf, String>;
 
+/// Given a backend's root, the directory holding its per-snapshot data (each entry owned by
+/// one snapshot, e.g. `<root>/snapshots/overlay/snapshots`).
+pub type DataDirFn = fn(&Path) -> PathBuf;
+
 /// A named way to open the backend under test on a root directory.
 #[derive(Clone)]
 pub struct Backend {
@@ -42,6 +46,7 @@ pub struct Backend {
     open: Arc<OpenFn>,
     place: Option<PlaceFn>,
     purge: Option<fn(&Path)>,
+    data_dir: Option<DataDirFn>,
 }
 
 impl Backend {
@@ -55,11 +60,13 @@ impl Backend {
             open: Arc::new(open),
             place: None,
             purge: None,
+            data_dir: None,
         }
     }
 
     /// Puts each case's temp dir under the directory `place` returns (default: the system
-    /// temp dir); when it returns `Err(reason)`, every case prints the reason and passes.
+    /// temp dir); when it returns `Err(reason)`, every case fails with the reason (a case that
+    /// cannot run here must be `#[ignore]`d, never passed).
     pub fn with_place(mut self, place: PlaceFn) -> Self {
         self.place = Some(place);
         self
@@ -72,9 +79,30 @@ impl Backend {
         self
     }
 
+    /// Names the directory (under the backend's root) whose entries are the snapshots' own
+    /// data: the crash case checks that Cleanup leaves nothing else there and that removing
+    /// every snapshot empties it. Without it the crash case fails, saying so.
+    pub fn with_data_dir(mut self, data_dir: DataDirFn) -> Self {
+        self.data_dir = Some(data_dir);
+        self
+    }
+
     /// The backend's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The per-snapshot data directory of the backend open on `root` (see
+    /// [`Backend::with_data_dir`]); panics when the backend did not name one.
+    pub fn data_dir(&self, root: &Path) -> PathBuf {
+        let data_dir = self.data_dir.unwrap_or_else(|| {
+            panic!(
+                "backend {}: the crash case needs Backend::with_data_dir (where its snapshots' \
+                 own directories live)",
+                self.name
+            )
+        });
+        data_dir(root)
     }
 
     /// Opens the backend on `root`, retrying for a few seconds (a previous instance may still
@@ -156,19 +184,17 @@ impl Drop for Ctx {
     }
 }
 
-/// Runs one case: skips without root, else sets umask 0 (as containerd's suite), makes
+/// Runs one case: fails without root or when the backend's place is unavailable (a case
+/// never passes without running), else sets umask 0 (as containerd's suite), makes
 /// `<tmp>/root` and `<tmp>/work`, opens the backend and awaits `case` on a multi-threaded runtime.
 pub fn run(backend: Backend, test_path: &str, case: fn(Ctx) -> BoxFuture<()>) {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test_path}: the snapshotter testsuite mounts and needs root");
-        return;
-    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{test_path}: the snapshotter testsuite mounts and needs root; run the tests as root"
+    );
     let place = match backend.place.map(|place| place()).transpose() {
         Ok(place) => place,
-        Err(reason) => {
-            eprintln!("skipping {test_path}: {reason}");
-            return;
-        }
+        Err(reason) => panic!("{test_path} cannot run: {reason}"),
     };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let test_name = test_path

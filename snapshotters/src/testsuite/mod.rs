@@ -12,15 +12,19 @@
 //! ```
 //!
 //! An opener that is itself async is written `testsuite!(name, async |root| Open::open(root).await)`.
-//! `testsuite!(name, setup = |b| b.with_place(..).with_purge(..), |root| ..)` adjusts the
-//! [`Backend`] first: where the case roots go (or why to skip) and how to delete them.
+//! `testsuite!(name, setup = |b| b.with_data_dir(..).with_place(..).with_purge(..), |root| ..)`
+//! adjusts the [`Backend`] first: where its snapshots' own directories live (for the crash
+//! case), where the case roots go and how to delete them. Attributes before the name go on
+//! every case: `testsuite!(#[ignore = "needs a btrfs mount"] btrfs, ..)` for a backend whose
+//! precondition only some runs provide (they run it with `--ignored`).
 //!
 //! The macro expands to a module `overlay` holding one `#[test]` per case (each runs on its own
 //! multi-threaded tokio runtime, with a fresh `<tmp>/root` for the backend and a `<tmp>/work`
 //! play area). The opener receives `&Path` and returns `Result<S, E>` with
 //! `S: Snapshotter`, `E: Debug`; it is called again on the same root by the restart and crash
-//! cases. The cases mount what the backend returns, so they need root: without it each case
-//! prints a message and passes.
+//! cases. The cases mount what the backend returns (with the production mounter,
+//! [`crate::mount`]), so they need root: without it each case fails, saying so; a case never
+//! passes without running.
 
 pub mod cases;
 pub mod fstest;
@@ -28,14 +32,16 @@ mod harness;
 mod layers;
 pub mod mount;
 
-pub use harness::{Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, OpenResult, PlaceFn, VIEW, opt, run};
+pub use harness::{
+    Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, DataDirFn, OpenResult, PlaceFn, VIEW, opt, run,
+};
 pub use layers::{check_snapshots, create_snapshot, prepare_mount};
 
 /// Expands to a module named `$name` with one test per conformance case; see the [module
 /// docs](crate::testsuite).
 #[macro_export]
 macro_rules! testsuite {
-    (@module $name:ident, $setup:expr, |$root:ident: &::std::path::Path| $body:expr) => {
+    (@module $attrs:tt $name:ident, $setup:expr, |$root:ident: &::std::path::Path| $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -57,6 +63,7 @@ macro_rules! testsuite {
 
             $crate::__testsuite_cases!(
                 backend;
+                $attrs;
                 basic,
                 stat_active,
                 stat_committed,
@@ -91,47 +98,58 @@ macro_rules! testsuite {
             );
         }
     };
-    ($name:ident, setup = $setup:expr, async $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, $setup, |root: &::std::path::Path| async move {
+    ($(#[$attr:meta])* $name:ident, setup = $setup:expr, async $open:expr $(,)?) => {
+        $crate::testsuite!(@module [$(#[$attr])*] $name, $setup, |root: &::std::path::Path| async move {
             let open = $open;
             open(root).await
         });
     };
-    ($name:ident, setup = $setup:expr, $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, $setup, |root: &::std::path::Path| async move {
+    ($(#[$attr:meta])* $name:ident, setup = $setup:expr, $open:expr $(,)?) => {
+        $crate::testsuite!(@module [$(#[$attr])*] $name, $setup, |root: &::std::path::Path| async move {
             let open = $open;
             open(root)
         });
     };
-    ($name:ident, async $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, |b| b, |root: &::std::path::Path| async move {
+    ($(#[$attr:meta])* $name:ident, async $open:expr $(,)?) => {
+        $crate::testsuite!(@module [$(#[$attr])*] $name, |b| b, |root: &::std::path::Path| async move {
             let open = $open;
             open(root).await
         });
     };
-    ($name:ident, $open:expr $(,)?) => {
-        $crate::testsuite!(@module $name, |b| b, |root: &::std::path::Path| async move {
+    ($(#[$attr:meta])* $name:ident, $open:expr $(,)?) => {
+        $crate::testsuite!(@module [$(#[$attr])*] $name, |b| b, |root: &::std::path::Path| async move {
             let open = $open;
             open(root)
         });
     };
 }
 
-/// One `#[test]` per case name (implementation detail of [`testsuite!`]).
+/// One `#[test]` per case name, each carrying `$attrs` (implementation detail of
+/// [`testsuite!`]).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __testsuite_cases {
-    ($backend:ident; $($case:ident),* $(,)?) => {
+    ($backend:ident; $attrs:tt; $($case:ident),* $(,)?) => {
         $(
-            #[test]
-            fn $case() {
-                $crate::testsuite::run(
-                    $backend(),
-                    concat!(module_path!(), "::", stringify!($case)),
-                    |cx| ::std::boxed::Box::pin($crate::testsuite::cases::$case(cx)),
-                );
-            }
+            $crate::__testsuite_case!($attrs $backend $case);
         )*
+    };
+}
+
+/// One case's `#[test]` (implementation detail of [`testsuite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __testsuite_case {
+    ([$(#[$attr:meta])*] $backend:ident $case:ident) => {
+        $(#[$attr])*
+        #[test]
+        fn $case() {
+            $crate::testsuite::run(
+                $backend(),
+                concat!(module_path!(), "::", stringify!($case)),
+                |cx| ::std::boxed::Box::pin($crate::testsuite::cases::$case(cx)),
+            );
+        }
     };
 }
 
