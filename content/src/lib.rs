@@ -15,6 +15,7 @@ mod blobs;
 mod bulk;
 mod commit;
 mod error;
+mod faults;
 mod ingest;
 mod records;
 pub mod sha256;

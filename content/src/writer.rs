@@ -1,7 +1,6 @@
 //! A live ingest: appends bytes, tracks the running digest, commits into the store.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -11,6 +10,7 @@ use strata_core::labels::{Labels, validate, without_empty};
 use strata_core::time::{from_nanos, to_nanos};
 
 use crate::error::{Error, Result, io_err};
+use crate::faults::{self, Point};
 use crate::ingest::{Opened, recover_hash};
 use crate::records::{IngestRecord, Status};
 use crate::sha256::Sha256State;
@@ -106,11 +106,19 @@ impl Writer {
     }
 
     /// Appends `data` at the current offset.
+    ///
+    /// On failure (ENOSPC, EIO) the offset stays where it was and the bytes that did land are
+    /// cut off, so the file, Status and a resumed writer agree with what was acknowledged.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.check_open()?;
-        self.file
-            .write_all_at(data, self.offset)
-            .map_err(io_err(format!("writing ingest of ref {}", self.reference)))?;
+        if let Err(e) = faults::write_all_at(&self.file, data, self.offset) {
+            self.cut_to(self.offset);
+            let context = format!(
+                "writing ingest of ref {} at offset {}",
+                self.reference, self.offset
+            );
+            return Err(Error::Io { context, source: e });
+        }
         self.offset += data.len() as u64;
         self.hash.update(data);
         self.record.updated = to_nanos(SystemTime::now());
@@ -164,9 +172,7 @@ impl Writer {
         expected: Option<&Digest>,
         labels: Labels,
     ) -> Result<Digest> {
-        self.file
-            .sync_all()
-            .map_err(io_err(format!("syncing ingest of ref {}", self.reference)))?;
+        self.sync(true)?;
         if size > 0 && size != self.offset {
             let msg = format!("unexpected commit size {}, expected {size}", self.offset);
             return Err(Error::FailedPrecondition(msg));
@@ -214,12 +220,52 @@ impl Writer {
                 .inner
                 .put_ingest(&self.view, &self.reference, &self.record, false);
         }
-        self.file
-            .sync_data()
-            .map_err(io_err(format!("syncing ingest of ref {}", self.reference)))?;
+        self.sync(false)?;
         self.record.checkpoint = Some(cp);
         self.inner
             .put_ingest(&self.view, &self.reference, &self.record, false)
+    }
+
+    /// fsyncs the ingest's data (`all`: with its metadata). When that fails the kernel may have
+    /// dropped the dirty pages, and a later fsync would succeed without them: only the bytes up
+    /// to the last checkpoint (synced before it was recorded) are known durable, so the ingest
+    /// rolls back there and a retry rewrites the rest.
+    fn sync(&mut self, all: bool) -> Result<()> {
+        let res = faults::check(Point::IngestSync).and_then(|()| match all {
+            true => self.file.sync_all(),
+            false => self.file.sync_data(),
+        });
+        let Err(e) = res else { return Ok(()) };
+        let offset = self.roll_back();
+        let context = format!(
+            "syncing ingest of ref {} (rolled back to offset {offset})",
+            self.reference
+        );
+        Err(Error::Io { context, source: e })
+    }
+
+    /// Resets the ingest to its last checkpoint (to 0 without a usable one) and returns the
+    /// offset it is back at.
+    fn roll_back(&mut self) -> u64 {
+        let restored = self
+            .record
+            .checkpoint
+            .and_then(|cp| Sha256State::from_checkpoint(&cp));
+        if restored.is_none() {
+            self.record.checkpoint = None;
+        }
+        self.hash = restored.unwrap_or_default();
+        self.offset = self.hash.len();
+        self.cut_to(self.offset);
+        self.offset
+    }
+
+    /// Truncates the data file to `len` (best effort: a failure is logged, and a resumed
+    /// writer then re-hashes whatever the file holds).
+    fn cut_to(&self, len: u64) {
+        if let Err(e) = self.file.set_len(len) {
+            tracing::warn!(reference = %self.reference, len, error = %e, "cannot truncate ingest");
+        }
     }
 
     /// Persists the record (offset info, updated_at, checkpoint) unless the ingest is gone,

@@ -19,6 +19,7 @@ pub fn content(e: strata_content::Error) -> Status {
         E::Unavailable(_) => Code::Unavailable,
         E::OutOfRange(_) => Code::OutOfRange,
         E::Corrupt(_) => Code::DataLoss,
+        E::Io { source, .. } => io(source),
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())
@@ -35,9 +36,20 @@ pub fn snapshot(e: strata_snapshotters::Error) -> Status {
         E::Unavailable(_) => Code::Unavailable,
         E::NotImplemented(_) => Code::Unimplemented,
         E::Corrupt(_) => Code::DataLoss,
+        E::Io { source, .. } => io(source),
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())
+}
+
+/// A failed filesystem operation: a full disk or quota is `ResourceExhausted` (containerd's
+/// `errdefs.ErrResourceExhausted`, so a client can tell "free space and retry" from a broken
+/// store), anything else `Unknown`.
+fn io(source: &std::io::Error) -> Code {
+    match source.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => Code::ResourceExhausted,
+        _ => Code::Unknown,
+    }
 }
 
 /// A runtime error as containerd's runtime services report it.
@@ -83,5 +95,29 @@ mod tests {
         assert_eq!((s.code(), s.message()), (Code::DataLoss, "corrupt key"));
         let e = strata_runtime::Error::from(strata_snapshotters::Error::Corrupt("bad".into()));
         assert_eq!(runtime(e).code(), Code::DataLoss);
+    }
+
+    /// Regression: ENOSPC was Unknown, like any I/O failure.
+    #[test]
+    fn full_disk_is_resource_exhausted() {
+        let io = |errno| std::io::Error::from_raw_os_error(errno);
+        let e = strata_content::Error::Io {
+            context: "writing ingest of ref r at offset 0".into(),
+            source: io(libc::ENOSPC),
+        };
+        let s = content(e);
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert!(
+            s.message().starts_with("writing ingest of ref r"),
+            "{}",
+            s.message()
+        );
+        let e = strata_snapshotters::Error::io("snapshot \"a\": mkdir", io(libc::EDQUOT));
+        assert_eq!(snapshot(e).code(), Code::ResourceExhausted);
+        let e = strata_content::Error::Io {
+            context: "syncing ingest of ref r".into(),
+            source: io(libc::EIO),
+        };
+        assert_eq!(content(e).code(), Code::Unknown);
     }
 }

@@ -65,7 +65,7 @@ impl Base {
         let id = self.ms.reserve_id()?;
         if l.own_dir(kind, !parent.is_empty()) {
             self.build_dir(l, id, kind, &parents)
-                .map_err(|e| self.lost_race(view, kind, key, parent, e))?;
+                .map_err(|e| self.lost_race(view, kind, key, parent, e.for_key(key)))?;
         }
         let res = self
             .ms
@@ -113,7 +113,7 @@ impl Base {
     ) -> Result<()> {
         validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
         let snap = self.ms.check_commit(view, key, name)?;
-        let usage = l.usage(&self.dirs, &snap)?;
+        let usage = l.usage(&self.dirs, &snap).map_err(|e| e.for_key(key))?;
         self.ms.commit_active(view, key, name, usage, labels)?;
         if let Err(e) = l.committed(&self.dirs, snap.id) {
             tracing::warn!(error = %e, id = snap.id, "committed snapshot left writable");
@@ -312,5 +312,206 @@ mod tests {
     #[test]
     fn prepare_losing_its_parent_overlay() {
         prepare_losing_its_parent(OverlayLayout::default());
+    }
+
+    /// Fault injection: every step of Prepare, Commit and Remove failed once.
+    mod faults {
+        use std::collections::BTreeSet;
+
+        use super::*;
+        use crate::faults::{Point, inject};
+
+        const V: &str = "v";
+
+        /// A store with committed `base` (holding `f` = "kept") and returns its directory.
+        fn store() -> (tempfile::TempDir, Base, NativeLayout) {
+            let d = tempfile::tempdir().unwrap();
+            let (_db, base) = open(d.path());
+            let l = NativeLayout::default();
+            let s = base
+                .create(&l, V, Kind::Active, "base-a", "", Labels::new())
+                .unwrap();
+            std::fs::write(base.dirs.path(s.id).join("f"), b"kept").unwrap();
+            base.commit(&l, V, "base", "base-a", Labels::new()).unwrap();
+            (d, base, l)
+        }
+
+        /// Names in `snapshots/`.
+        fn entries(base: &Base) -> BTreeSet<String> {
+            let root = base.dirs.path(0).parent().unwrap().to_path_buf();
+            std::fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        }
+
+        /// The ids of the live records, as directory names.
+        fn live(base: &Base) -> BTreeSet<String> {
+            base.ms.ids().unwrap().iter().map(u64::to_string).collect()
+        }
+
+        /// An Io error with `errno` naming `key`.
+        fn assert_io<T: std::fmt::Debug>(res: Result<T>, errno: i32, key: &str) {
+            let err = res.unwrap_err();
+            let msg = err.to_string();
+            match err {
+                Error::Io { source, .. } => {
+                    assert_eq!(source.raw_os_error(), Some(errno), "{msg}")
+                }
+                other => panic!("expected an io error, got {other:?}"),
+            }
+            assert!(
+                msg.contains(&format!("{key:?}")),
+                "{msg:?} does not name {key}"
+            );
+        }
+
+        /// `base` still reads back, `key` has no record, and every directory is a live one.
+        fn assert_consistent(base: &Base, key: &str) {
+            let (id, info, _) = base.ms.get_info(V, "base").unwrap();
+            assert_eq!(info.kind, Kind::Committed);
+            assert_eq!(
+                std::fs::read(base.dirs.path(id).join("f")).unwrap(),
+                b"kept"
+            );
+            assert!(matches!(base.ms.get_info(V, key), Err(Error::NotFound(_))));
+            assert_eq!(entries(base), live(base), "directories without a record");
+        }
+
+        /// The failed `key` can be prepared now, on `base`, and sees its file.
+        fn assert_serving(base: &Base, l: &NativeLayout, key: &str) {
+            let s = base
+                .create(l, V, Kind::Active, key, "base", Labels::new())
+                .unwrap();
+            assert_eq!(
+                std::fs::read(base.dirs.path(s.id).join("f")).unwrap(),
+                b"kept"
+            );
+            assert_eq!(entries(base), live(base));
+        }
+
+        #[test]
+        fn prepare_mkdir_enospc() {
+            let (_d, base, l) = store();
+            let _armed = inject(Point::Mkdir, libc::ENOSPC);
+            let res = base.create(&l, V, Kind::Active, "a", "base", Labels::new());
+            assert_io(res, libc::ENOSPC, "a");
+            assert_consistent(&base, "a");
+            assert_serving(&base, &l, "a");
+        }
+
+        #[test]
+        fn prepare_rename_eio() {
+            let (_d, base, l) = store();
+            let _armed = inject(Point::InstallRename, libc::EIO);
+            let res = base.create(&l, V, Kind::Active, "a", "base", Labels::new());
+            assert_io(res, libc::EIO, "a");
+            assert_consistent(&base, "a");
+            assert_serving(&base, &l, "a");
+        }
+
+        /// Regression: when the fsync after `new-*` was renamed to `<id>` failed, `<id>` stayed
+        /// behind without a record (the cleanup only deleted `new-*`, gone by then).
+        #[test]
+        fn prepare_fsync_eio_after_rename() {
+            let (_d, base, l) = store();
+            let _armed = inject(Point::InstallSync, libc::EIO);
+            let res = base.create(&l, V, Kind::Active, "a", "base", Labels::new());
+            assert_io(res, libc::EIO, "a");
+            assert_consistent(&base, "a");
+            assert_serving(&base, &l, "a");
+        }
+
+        #[test]
+        fn prepare_record_write_fails() {
+            let (_d, base, l) = store();
+            let _armed = inject(Point::CreateRecord, libc::EIO);
+            let res = base.create(&l, V, Kind::Active, "a", "base", Labels::new());
+            assert_io(res, libc::EIO, "a");
+            assert_consistent(&base, "a");
+            assert_serving(&base, &l, "a");
+        }
+
+        #[test]
+        fn commit_record_write_fails() {
+            let (_d, base, l) = store();
+            let s = base
+                .create(&l, V, Kind::Active, "a", "base", Labels::new())
+                .unwrap();
+            std::fs::write(base.dirs.path(s.id).join("g"), b"new").unwrap();
+            let _armed = inject(Point::CommitRecord, libc::ENOSPC);
+            let res = base.commit(&l, V, "c", "a", Labels::new());
+            assert_io(res, libc::ENOSPC, "a");
+            assert_consistent(&base, "c");
+            let (id, info, _) = base.ms.get_info(V, "a").unwrap();
+            assert_eq!((id, info.kind), (s.id, Kind::Active), "still active");
+            assert_eq!(std::fs::read(base.dirs.path(id).join("g")).unwrap(), b"new");
+
+            base.commit(&l, V, "c", "a", Labels::new()).unwrap();
+            let (_, info, _) = base.ms.get_info(V, "c").unwrap();
+            assert_eq!((info.kind, info.parent.as_str()), (Kind::Committed, "base"));
+            let child = base
+                .create(&l, V, Kind::Active, "d", "c", Labels::new())
+                .unwrap();
+            assert_eq!(
+                std::fs::read(base.dirs.path(child.id).join("g")).unwrap(),
+                b"new"
+            );
+        }
+
+        #[test]
+        fn remove_record_write_fails() {
+            let (_d, base, l) = store();
+            let s = base
+                .create(&l, V, Kind::Active, "a", "base", Labels::new())
+                .unwrap();
+            let _armed = inject(Point::RemoveRecord, libc::EIO);
+            assert_io(base.remove(&l, V, "a"), libc::EIO, "a");
+            let (id, info, _) = base.ms.get_info(V, "a").unwrap();
+            assert_eq!((id, info.kind), (s.id, Kind::Active), "still there");
+            assert_eq!(
+                std::fs::read(base.dirs.path(id).join("f")).unwrap(),
+                b"kept"
+            );
+            assert_eq!(entries(&base), live(&base));
+            base.remove(&l, V, "a").unwrap();
+            assert_consistent(&base, "a");
+        }
+
+        /// The record goes first: a failed rename or delete of the directory still removes the
+        /// snapshot (Ok), leaves only an orphan Cleanup deletes, and never reuses its id.
+        fn remove_dir_fails(point: Point, orphan: impl Fn(u64) -> String) {
+            let (_d, base, l) = store();
+            let s = base
+                .create(&l, V, Kind::Active, "a", "base", Labels::new())
+                .unwrap();
+            let _armed = inject(point, libc::EIO);
+            base.remove(&l, V, "a").unwrap();
+            assert!(matches!(base.ms.get_info(V, "a"), Err(Error::NotFound(_))));
+            let mut expected = live(&base);
+            expected.insert(orphan(s.id));
+            assert_eq!(entries(&base), expected, "the orphan is all that is left");
+
+            let again = base
+                .create(&l, V, Kind::Active, "a", "base", Labels::new())
+                .unwrap();
+            assert!(again.id > s.id, "id {} reused", s.id);
+            base.cleanup(&l).unwrap();
+            assert_consistent(&base, "none");
+            assert_eq!(
+                std::fs::read(base.dirs.path(again.id).join("f")).unwrap(),
+                b"kept"
+            );
+        }
+
+        #[test]
+        fn remove_rename_fails() {
+            remove_dir_fails(Point::RemoveRename, |id| id.to_string());
+        }
+
+        #[test]
+        fn remove_delete_fails() {
+            remove_dir_fails(Point::RemoveDelete, |id| format!("rm-{id}"));
+        }
     }
 }

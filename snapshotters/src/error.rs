@@ -42,6 +42,18 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The same error, an [`Error::Io`]'s context prefixed with `snapshot {key:?}: ` (the other
+    /// variants name their key already).
+    pub(crate) fn for_key(self, key: &str) -> Self {
+        match self {
+            Error::Io { context, source } => Error::Io {
+                context: format!("snapshot {key:?}: {context}"),
+                source,
+            },
+            e => e,
+        }
+    }
+
     /// Wraps an I/O error with what was being done (and the path involved).
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

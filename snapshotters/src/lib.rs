@@ -10,6 +10,7 @@ mod backend;
 mod base;
 pub mod btrfs;
 pub mod error;
+mod faults;
 pub mod fsutil;
 pub mod metastore;
 pub mod mount;

@@ -8,6 +8,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::faults::{self, Point};
 use crate::{Error, Result};
 
 /// The `snapshots/` directory of one backend.
@@ -34,6 +35,7 @@ impl Dirs {
     /// A fresh `new-<random>` directory with mode 0755.
     pub fn create_temp(&self) -> Result<PathBuf> {
         let ctx = || format!("create a snapshot directory in {}", self.root.display());
+        faults::check(Point::Mkdir).map_err(|e| Error::io(ctx(), e))?;
         let dir = tempfile::Builder::new()
             .prefix("new-")
             .tempdir_in(&self.root)
@@ -43,15 +45,24 @@ impl Dirs {
         Ok(dir)
     }
 
-    /// Renames a directory from [`Dirs::create_temp`] to `<id>`.
+    /// Renames a directory from [`Dirs::create_temp`] to `<id>`. When the directory fsync
+    /// after the rename fails the rename is undone, so `tmp` is still the caller's to delete
+    /// and no `<id>` without a record is left behind.
     pub fn install(&self, tmp: &Path, id: u64) -> Result<PathBuf> {
         let dst = self.path(id);
-        fs::rename(tmp, &dst)
+        faults::check(Point::InstallRename)
+            .and_then(|()| fs::rename(tmp, &dst))
             .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dst.display()), e))?;
         // The rename must be durable before the record that points at it is written.
-        fs::File::open(&self.root)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(format!("fsync {}", self.root.display()), e))?;
+        let synced = faults::check(Point::InstallSync)
+            .and_then(|()| fs::File::open(&self.root))
+            .and_then(|d| d.sync_all());
+        if let Err(e) = synced {
+            if let Err(back) = fs::rename(&dst, tmp) {
+                tracing::warn!(error = %back, path = %dst.display(), "left for cleanup");
+            }
+            return Err(Error::io(format!("fsync {}", self.root.display()), e));
+        }
         Ok(dst)
     }
 
@@ -71,8 +82,12 @@ impl Dirs {
     /// Deletes `<id>` (renamed to `rm-<id>` first); a missing directory is fine.
     pub fn remove(&self, id: u64) -> Result<()> {
         let rm = self.root.join(format!("rm-{id}"));
-        match fs::rename(self.path(id), &rm) {
-            Ok(()) => remove_all(&rm),
+        let renamed =
+            faults::check(Point::RemoveRename).and_then(|()| fs::rename(self.path(id), &rm));
+        match renamed {
+            Ok(()) => faults::check(Point::RemoveDelete)
+                .map_err(|e| Error::io(format!("remove {}", rm.display()), e))
+                .and_then(|()| remove_all(&rm)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(format!("rename snapshot directory {id}"), e)),
         }

@@ -10,6 +10,7 @@ use strata_core::time::to_nanos;
 
 use super::record::{Record, child_key, children_prefix, counter_key, info_key};
 use super::{CF_CHILDREN, CF_INFO, CF_META, Metastore, Snapshot, not_found};
+use crate::faults::{self, Point};
 use crate::snapshotter::validate_key;
 use crate::{Error, Info, Kind, Result, Usage};
 
@@ -107,6 +108,7 @@ impl Metastore {
                 b"",
             );
         }
+        record_seam(Point::CreateRecord, key)?;
         self.db.write_opt(batch, &sync_write())?;
         Ok(Snapshot {
             id,
@@ -162,6 +164,7 @@ impl Metastore {
             batch.delete_cf(children, child_key(&self.backend, view, *pid, key));
             batch.put_cf(children, child_key(&self.backend, view, *pid, name), b"");
         }
+        record_seam(Point::CommitRecord, key)?;
         self.db.write_opt(batch, &sync_write())?;
         Ok(rec.id)
     }
@@ -207,6 +210,7 @@ impl Metastore {
             let link = child_key(&self.backend, view, p.id, key);
             batch.delete_cf(self.cf(CF_CHILDREN)?, link);
         }
+        record_seam(Point::RemoveRecord, key)?;
         self.db.write_opt(batch, &sync_write())?;
         Ok((rec.id, rec.kind()))
     }
@@ -299,4 +303,9 @@ impl Metastore {
         }
         Ok(())
     }
+}
+
+/// The fault-injection seam before the metastore write of `point` on snapshot `key`.
+fn record_seam(point: Point, key: &str) -> Result<()> {
+    faults::check(point).map_err(|e| Error::io(format!("write the record of snapshot {key:?}"), e))
 }
