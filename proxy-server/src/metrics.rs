@@ -11,7 +11,8 @@
 //!   Read, Write) it is the time to open the stream, each stream counts once;
 //! * `strata_content_ingested_bytes_total`: Write data accepted;
 //! * `strata_content_read_bytes_total`: Read data served;
-//! * `strata_snapshots{backend,kind}`: snapshots in the proxy view, listed at scrape time.
+//! * `strata_snapshots{view,backend,kind}`: snapshots of each proxy socket's view (`proxy` for
+//!   `--address`, `proxy/<name>` for each `[[proxy]]`), listed at scrape time.
 //!
 //! Only the methods the sockets serve get their own `service`/`method` labels; every other path
 //! is counted as `service="unknown",method="unknown"` (see [`known`]), so made-up method names
@@ -30,7 +31,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use strata_core::PROXY_VIEW;
 use strata_snapshotters::{Kind, Snapshotter};
 
 pub use http::serve;
@@ -54,9 +54,10 @@ struct ErrorLabels {
     code: String,
 }
 
-/// Snapshots of one kind in one backend.
+/// Snapshots of one kind in one backend, in one proxy socket's view.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SnapshotLabels {
+    view: String,
     backend: String,
     kind: &'static str,
 }
@@ -111,7 +112,7 @@ impl Metrics {
         content.register("read_bytes", "Content bytes served by Read", m.read.clone());
         m.registry.register(
             "snapshots",
-            "Snapshots in the proxy view by backend and kind (listed at scrape time)",
+            "Snapshots of each proxy socket's view by backend and kind (listed at scrape time)",
             m.snapshots.clone(),
         );
         m
@@ -151,25 +152,28 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-/// Recounts the snapshot gauge from the backends' proxy view. A backend that fails to list
-/// keeps no series (and is logged).
-async fn refresh_snapshots(backends: &Backends) {
+/// Recounts the snapshot gauge from the backends' `views`. A backend that fails to list keeps
+/// no series for that view (and is logged).
+async fn refresh_snapshots(backends: &Backends, views: &[String]) {
     let mut counts: Vec<(SnapshotLabels, i64)> = Vec::new();
-    for (name, b) in backends {
-        let infos = match b.list(PROXY_VIEW, &[]).await {
-            Ok(infos) => infos,
-            Err(e) => {
-                tracing::warn!(backend = %name, error = %e, "metrics: listing snapshots");
-                continue;
-            }
-        };
-        for kind in [Kind::View, Kind::Active, Kind::Committed] {
-            let n = infos.iter().filter(|i| i.kind == kind).count();
-            let labels = SnapshotLabels {
-                backend: name.clone(),
-                kind: kind_name(kind),
+    for view in views {
+        for (name, b) in backends {
+            let infos = match b.list(view, &[]).await {
+                Ok(infos) => infos,
+                Err(e) => {
+                    tracing::warn!(%view, backend = %name, error = %e, "metrics: listing snapshots");
+                    continue;
+                }
             };
-            counts.push((labels, n as i64));
+            for kind in [Kind::View, Kind::Active, Kind::Committed] {
+                let n = infos.iter().filter(|i| i.kind == kind).count();
+                let labels = SnapshotLabels {
+                    view: view.clone(),
+                    backend: name.clone(),
+                    kind: kind_name(kind),
+                };
+                counts.push((labels, n as i64));
+            }
         }
     }
     METRICS.snapshots.clear();
@@ -178,9 +182,9 @@ async fn refresh_snapshots(backends: &Backends) {
     }
 }
 
-/// The text exposition of every metric, the snapshot gauge freshly counted.
-pub async fn render(backends: &Backends) -> String {
-    refresh_snapshots(backends).await;
+/// The text exposition of every metric, the snapshot gauge of `views` freshly counted.
+pub async fn render(backends: &Backends, views: &[String]) -> String {
+    refresh_snapshots(backends, views).await;
     let mut out = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut out, &METRICS.registry)
         .expect("writing to a String cannot fail");

@@ -351,7 +351,10 @@ pub async fn run(config: Config, mut start: Start) -> anyhow::Result<()> {
     let stores = open_stores(&config.root).await?;
     let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {
-        Some(a) => Some(crate::metrics::serve(a, stores.backends.clone()).await?),
+        Some(a) => {
+            let views = config.proxies.iter().map(|p| p.view.clone()).collect();
+            Some(crate::metrics::serve(a, stores.backends.clone(), views).await?)
+        }
         None => None,
     };
     let Listening {

@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 
 use common::*;
 use strata_proxy::api::content::{InfoRequest, ReadContentRequest};
+use strata_proxy::api::snapshots::snapshots_client::SnapshotsClient;
 use strata_proxy::api::snapshots::*;
 use tonic::Code;
 
@@ -71,8 +72,8 @@ fn rpc_error(service: &str, method: &str, code: &str) -> String {
     format!("strata_grpc_errors_total{{service=\"{service}\",method=\"{method}\",code=\"{code}\"}}")
 }
 
-fn snapshots(backend: &str, kind: &str) -> String {
-    format!("strata_snapshots{{backend=\"{backend}\",kind=\"{kind}\"}}")
+fn snapshots(view: &str, backend: &str, kind: &str) -> String {
+    format!("strata_snapshots{{view=\"{view}\",backend=\"{backend}\",kind=\"{kind}\"}}")
 }
 
 async fn content_traffic(p: &Proxy) {
@@ -152,9 +153,23 @@ async fn metrics_endpoint_reports_calls_errors_bytes_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let p = Proxy::start_with(dir.path(), &["--metrics-address", &address]);
+    let b_socket = dir.path().join("b.sock");
+    let b_flag = format!("b={}", b_socket.display());
+    let p = Proxy::start_with(
+        dir.path(),
+        &["--metrics-address", &address, "--proxy", &b_flag],
+    );
     content_traffic(&p).await;
     snapshot_traffic(&p).await;
+    // One active snapshot in the second proxy socket's view.
+    let mut b = SnapshotsClient::new(connect(b_socket).await);
+    b.prepare(PrepareSnapshotRequest {
+        snapshotter: "strata-native".into(),
+        key: "in-b".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
     let (status, content_type, body) = tokio::task::spawn_blocking(move || get(port, "/metrics"))
         .await
@@ -170,7 +185,7 @@ async fn metrics_endpoint_reports_calls_errors_bytes_and_snapshots() {
     assert_eq!(requests(CONTENT, "Write"), 3.0);
     assert_eq!(requests(CONTENT, "Read"), 1.0);
     assert_eq!(requests(CONTENT, "Info"), 1.0);
-    assert_eq!(requests(SNAPSHOTS, "Prepare"), 3.0);
+    assert_eq!(requests(SNAPSHOTS, "Prepare"), 4.0);
     assert_eq!(requests(SNAPSHOTS, "Commit"), 1.0);
     assert_eq!(requests(SNAPSHOTS, "Stat"), 1.0);
     let count = rpc(
@@ -183,7 +198,7 @@ async fn metrics_endpoint_reports_calls_errors_bytes_and_snapshots() {
         "strata_grpc_request_duration_seconds_bucket\
          {{service=\"{SNAPSHOTS}\",method=\"Prepare\",le=\"+Inf\"}}"
     );
-    assert_eq!(value(&m, &inf), 3.0);
+    assert_eq!(value(&m, &inf), 4.0);
 
     assert_eq!(value(&m, &rpc_error(CONTENT, "Info", "NotFound")), 1.0);
     assert_eq!(value(&m, &rpc_error(CONTENT, "Write", "OutOfRange")), 1.0);
@@ -200,11 +215,15 @@ async fn metrics_endpoint_reports_calls_errors_bytes_and_snapshots() {
     );
     assert_eq!(value(&m, "strata_content_read_bytes_total"), 100_000.0);
 
-    assert_eq!(value(&m, &snapshots("strata-overlay", "committed")), 1.0);
-    assert_eq!(value(&m, &snapshots("strata-overlay", "active")), 1.0);
-    assert_eq!(value(&m, &snapshots("strata-overlay", "view")), 1.0);
-    assert_eq!(value(&m, &snapshots("strata-native", "active")), 1.0);
-    assert_eq!(value(&m, &snapshots("strata-native", "committed")), 0.0);
+    // Every proxy socket's view is counted apart.
+    let snap = |view, backend, kind| value(&m, &snapshots(view, backend, kind));
+    assert_eq!(snap("proxy", "strata-overlay", "committed"), 1.0);
+    assert_eq!(snap("proxy", "strata-overlay", "active"), 1.0);
+    assert_eq!(snap("proxy", "strata-overlay", "view"), 1.0);
+    assert_eq!(snap("proxy", "strata-native", "active"), 1.0);
+    assert_eq!(snap("proxy", "strata-native", "committed"), 0.0);
+    assert_eq!(snap("proxy/b", "strata-native", "active"), 1.0);
+    assert_eq!(snap("proxy/b", "strata-overlay", "committed"), 0.0);
 
     let (status, _, _) = tokio::task::spawn_blocking(move || get(port, "/nope"))
         .await

@@ -16,21 +16,27 @@ use tokio::task::JoinHandle;
 
 use super::{Backends, render};
 
-/// Shared by the connections: the backends to count, and a lock so that concurrent scrapes do
-/// not interleave their recount of the snapshot gauge.
+/// Shared by the connections: the backends and views to count, and a lock so that concurrent
+/// scrapes do not interleave their recount of the snapshot gauge.
 struct Exporter {
     backends: Backends,
+    views: Vec<String>,
     scrape: Mutex<()>,
 }
 
 /// Binds `address` (`HOST:PORT`) and serves `GET /metrics` on it until the task is aborted.
-pub async fn serve(address: &str, backends: Backends) -> anyhow::Result<JoinHandle<()>> {
+pub async fn serve(
+    address: &str,
+    backends: Backends,
+    views: Vec<String>,
+) -> anyhow::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("binding the metrics address {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving metrics");
     let exporter = Arc::new(Exporter {
         backends,
+        views,
         scrape: Mutex::new(()),
     });
     Ok(tokio::spawn(accept_loop(listener, exporter)))
@@ -73,7 +79,7 @@ async fn respond(exporter: &Exporter, req: Request<Incoming>) -> Response<Full<B
     }
     let text = {
         let _one_at_a_time = exporter.scrape.lock().await;
-        render(&exporter.backends).await
+        render(&exporter.backends, &exporter.views).await
     };
     let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(
