@@ -181,7 +181,8 @@ start_strata() {
     printf '[offload]\ninsecure_registries = ["%s"]\n' "$REG" >"$WORK/strata.toml"
     # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
     setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" --config "$WORK/strata.toml" \
-        --runtime-address "$(dirname "$SSOCK")/runtime.sock" ${STRATA_PROXY_ARGS:-} \
+        --runtime-address "$(dirname "$SSOCK")/runtime.sock" --state "$WORK/strata-state" \
+        ${STRATA_PROXY_ARGS:-} \
         >>"$LOGS/strata.log" 2>&1 &
     strata_pid=$!
     strata_ls -wait 30s >/dev/null

@@ -180,7 +180,7 @@ log "  manifest $MANIFEST config $CONFIG layers $LAYERS"
 # Layers may not create devices here and stop at 64 MiB (the hostile corpus checks both).
 printf '[unpack]\nallow_devices = false\nmax_layer_bytes = 67108864\n' >"$WORK/strata.toml"
 setsid "$STRATA_PROXY" --root "$SROOT" --address "$PSOCK" --runtime-address "$RSOCK" \
-    --config "$WORK/strata.toml" >"$LOGS/strata.log" 2>&1 &
+    --state "$WORK/strata-state" --config "$WORK/strata.toml" >"$LOGS/strata.log" 2>&1 &
 strata_pid=$!
 wait_socket "$RSOCK" 30 || die "start strata-proxy" "no $RSOCK (see $LOGS/strata.log)"
 check "socket mode 0660" test "$(stat -c %a "$RSOCK")" = 660

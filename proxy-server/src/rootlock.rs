@@ -22,6 +22,23 @@ impl RootLock {
     /// Takes the lock, waiting up to `wait` for the process that holds it to exit (a
     /// hand-over's predecessor finishing its calls).
     pub fn acquire_within(root: &Path, wait: std::time::Duration) -> anyhow::Result<RootLock> {
+        Self::lock(root, "root", wait)
+    }
+
+    /// The same lock on the task state folder (created 0711 if missing): a daemon adopts every
+    /// task it finds there at start, so two daemons must never share one, whatever their roots.
+    /// Taken after the root's, so a hand-over's successor has it once its predecessor is gone.
+    pub fn acquire_state(state: &Path) -> anyhow::Result<RootLock> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(state)
+            .with_context(|| format!("creating task state {}", state.display()))?;
+        Self::lock(state, "task state", std::time::Duration::ZERO)
+    }
+
+    fn lock(root: &Path, what: &str, wait: std::time::Duration) -> anyhow::Result<RootLock> {
         let path = root.join("strata.lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -36,7 +53,7 @@ impl RootLock {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 bail!(
-                    "root {} is already served by another process (pid {})",
+                    "{what} {} is already served by another process (pid {})",
                     root.display(),
                     pid.trim()
                 );

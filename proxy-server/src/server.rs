@@ -348,6 +348,7 @@ pub async fn run(config: Config, mut start: Start) -> anyhow::Result<()> {
         }
         false => RootLock::acquire(&config.root)?,
     };
+    let _state_lock = RootLock::acquire_state(&config.tasks.state)?;
     let stores = open_stores(&config.root).await?;
     let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {

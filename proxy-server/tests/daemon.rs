@@ -27,6 +27,49 @@ async fn socket_is_0660_and_a_second_server_on_the_root_is_refused() {
     assert!(err.contains("already served by another process"), "{err}");
 }
 
+/// A daemon adopts every task it finds under its task state folder at start (and removes
+/// unfinished creates there): a second daemon on the same `--state` would take over, or destroy,
+/// the first one's containers. It is refused, whatever its root.
+#[tokio::test]
+async fn a_second_server_on_the_task_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(dir.path());
+    let state = p.root.with_file_name("state");
+    let other = dir.path().join("other");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_strata-proxy"))
+        .arg("--root")
+        .arg(other.join("root"))
+        .arg("--address")
+        .arg(other.join("s.sock"))
+        .arg("--runtime-address")
+        .arg(other.join("r.sock"))
+        .arg("--state")
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second daemon started on {state:?} and kept serving");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a second daemon started on {state:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("task state") && err.contains("another process"),
+        "{err}"
+    );
+    assert!(!other.join("s.sock").exists(), "no socket left behind");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_socket_is_replaced_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();

@@ -142,7 +142,9 @@ func startServerAt(ctx context.Context, dir, root string) (*server, error) {
 	}
 
 	args := []string{"--root", s.root, "--address", s.sock,
-		"--runtime-address", filepath.Join(filepath.Dir(s.sock), "r.sock")}
+		"--runtime-address", filepath.Join(filepath.Dir(s.sock), "r.sock"),
+		// Its own task state: a daemon locks the one it uses.
+		"--state", filepath.Join(filepath.Dir(s.sock), "state")}
 	args = append(args, strings.Fields(os.Getenv("STRATA_PROXY_ARGS"))...)
 	s.cmd = exec.Command(proxyBinary(), args...)
 	s.cmd.Stdout = s.logFile
