@@ -316,12 +316,13 @@ fn listen(config: &Config, start: &mut Start) -> anyhow::Result<Listening> {
         sockets.push(Socket::new(address, &listener, inherited)?);
         Ok(listener)
     };
-    // The default socket last: once a client can connect to it, every other one is bound.
+    // The default proxy socket last: once a client can connect to it, every other one (the
+    // runtime's too) is bound.
+    let runtime = one(&config.runtime_address)?;
     let mut proxies = Vec::new();
     for p in config.proxies.iter().rev() {
         proxies.push((one(&p.address)?, p.view.clone()));
     }
-    let runtime = one(&config.runtime_address)?;
     start.inherited.check_all_taken()?;
     Ok(Listening {
         proxies,
