@@ -153,37 +153,35 @@ CHAIN=$(ctr_ snapshots --snapshotter strata-overlay ls | awk 'NR > 1 && $NF == "
 [[ ${#DIGESTS[@]} -ge 3 && -n $CHAIN ]] || die "setup: import left ${#DIGESTS[@]} blobs, snapshot '$CHAIN'"
 pass "setup: containerd 1.6 imported the image into strata (${#DIGESTS[@]} blobs) through socket-activated strata-proxy (pid $(daemon_pid))"
 
-# --- restarts with SIGTERM, the sockets held ------------------------------------------
-start_clients
-for r in 1 2 3; do
-    old=$(daemon_pid)
-    kill -USR1 "$holder_pid"
-    wait_new_daemon "$old" || die "restart $r: no new daemon after SIGTERM (see $LOGS/strata.log)"
-    sleep 1.5
-done
-stop_clients
-if [[ $err -eq 0 && $ok -gt 0 ]]; then
-    pass "3 SIGTERM restarts, sockets held (socket activation): 0 of $ok calls failed"
-else
-    fail "3 SIGTERM restarts, sockets held (socket activation): $err of $((ok + err)) calls failed:"
-    first_errors
-fi
+# Runs the clients through $1 restarts, each started by `kill -$2` to the holder or to the
+# daemon ($3); sets ok and err.
+restarts_under_load() { # count signal holder|daemon
+    local r old
+    start_clients
+    for ((r = 1; r <= $1; r++)); do
+        old=$(daemon_pid)
+        if [[ $3 == holder ]]; then kill "-$2" "$holder_pid"; else kill "-$2" "$old"; fi
+        wait_new_daemon "$old" ||
+            die "SIG$2 $r: pid $old was followed by no new daemon (see $LOGS/strata.log)"
+        sleep 1.5
+    done
+    stop_clients
+}
+# PASS when no call failed (and some were answered), else FAIL with the commonest errors.
+expect_no_failed_calls() { # what
+    if [[ $err -eq 0 && $ok -gt 0 ]]; then
+        pass "$1: 0 of $ok calls failed"
+    else
+        fail "$1: $err of $((ok + err)) calls failed:"
+        first_errors
+    fi
+}
 
-# --- upgrades by hand-over ----------------------------------------------------------
-start_clients
-for r in 1 2 3; do
-    old=$(daemon_pid)
-    kill -USR2 "$old"
-    wait_new_daemon "$old" || die "upgrade $r: pid $old handed over to no successor (see $LOGS/strata.log)"
-    sleep 1.5
-done
-stop_clients
-if [[ $err -eq 0 && $ok -gt 0 ]]; then
-    pass "3 upgrades by hand-over (SIGUSR2): 0 of $ok calls failed"
-else
-    fail "3 upgrades by hand-over (SIGUSR2): $err of $((ok + err)) calls failed:"
-    first_errors
-fi
+# --- restarts with SIGTERM, the sockets held; upgrades by hand-over ------------------------
+restarts_under_load 3 USR1 holder
+expect_no_failed_calls "3 SIGTERM restarts, sockets held (socket activation)"
+restarts_under_load 3 USR2 daemon
+expect_no_failed_calls "3 upgrades by hand-over (SIGUSR2)"
 # The last successor is not the holder's child: it serves until stopped. The holder's own
 # restart (below) must still work: stop the successor so the holder can start its own again.
 
@@ -193,14 +191,7 @@ kill -TERM "$p"
 for ((i = 0; i < 300; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 kill -USR1 "$holder_pid" # the holder's daemon exited earlier (hand-over); this starts one
 wait_new_daemon "$p" || die "kill -9: no daemon after the holder's restart"
-start_clients
-for r in 1 2; do
-    old=$(daemon_pid)
-    kill -USR2 "$holder_pid"
-    wait_new_daemon "$old" || die "kill -9 $r: no new daemon (see $LOGS/strata.log)"
-    sleep 1.5
-done
-stop_clients
+restarts_under_load 2 USR2 holder # the holder's SIGUSR2: restart with SIGKILL
 printf 'INFO 2 SIGKILL restarts, sockets held: %d of %d calls failed\n' "$err" "$((ok + err))"
 first_errors | sed 's/^/INFO   /'
 
