@@ -2,10 +2,12 @@
 //! services over Strata's stores, wire-compatible with containerd's `proxy_plugins`; on a
 //! second, containerd's own runtime services over `strata-runtime` ([`runtime`]). Thin by
 //! design: proto <-> library types only; semantics live in `strata-content`,
-//! `strata-snapshotters` and `strata-runtime`.
+//! `strata-snapshotters` and `strata-runtime`. [`Server`] runs the daemon with backends of
+//! other crates beside the built-in ones.
 
 pub mod api;
 pub mod backends;
+pub mod builder;
 pub mod config;
 pub mod content_api;
 pub mod content_service;
@@ -21,3 +23,5 @@ pub mod snapshots_api;
 pub mod snapshots_service;
 pub mod stopping;
 pub mod write_stream;
+
+pub use builder::{Host, Server};

@@ -14,6 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::content::content_server::ContentServer;
 use crate::api::snapshots::snapshots_server::SnapshotsServer;
+use crate::builder::{Registered, open_registered};
 use crate::config::Config;
 use crate::content_api::ProxyContent;
 use crate::content_service::ContentService;
@@ -42,8 +43,8 @@ pub struct Stores {
     pub disabled: Disabled,
 }
 
-/// Opens the database and every store under `root`.
-pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
+/// Opens the database and every store under `root`: the built-in backends, then `registered`.
+pub(crate) async fn open_stores(root: &Path, registered: Registered) -> anyhow::Result<Stores> {
     let cfs: Vec<&str> = strata_content::COLUMN_FAMILIES
         .iter()
         .chain(strata_snapshotters::COLUMN_FAMILIES)
@@ -53,7 +54,9 @@ pub async fn open_stores(root: &Path) -> anyhow::Result<Stores> {
     let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
     clear_scratch(&root.join("tmp"));
-    let (backends, disabled) = crate::backends::open(db.clone(), &root.join("snapshots")).await;
+    let dir = root.join("snapshots");
+    let (mut backends, mut disabled) = crate::backends::open(db.clone(), &dir).await;
+    open_registered(registered, &db, &dir, &mut backends, &mut disabled)?;
     // Directories no record references: left by a crash between a removal's record and its
     // files (a garbage collection sweep, a Remove). Nothing is being created yet.
     for (name, b) in &backends {
@@ -331,9 +334,13 @@ fn listen(config: &Config, start: &mut Start) -> anyhow::Result<Listening> {
     })
 }
 
-/// Serves until SIGTERM/SIGINT (or a hand-over to a successor on SIGUSR2), then finishes
-/// in-flight calls, flushes and returns.
-pub async fn run(config: Config, mut start: Start) -> anyhow::Result<()> {
+/// Serves the built-in backends and `registered` until SIGTERM/SIGINT (or a hand-over to a
+/// successor on SIGUSR2), then finishes in-flight calls, flushes and returns.
+pub(crate) async fn run(
+    config: Config,
+    mut start: Start,
+    registered: Registered,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.root)
         .with_context(|| format!("creating root {}", config.root.display()))?;
     // A hand-over's successor takes the sockets, tells its predecessor to stop, then waits for
@@ -350,7 +357,7 @@ pub async fn run(config: Config, mut start: Start) -> anyhow::Result<()> {
         false => RootLock::acquire(&config.root)?,
     };
     let _state_lock = RootLock::acquire_state(&config.tasks.state)?;
-    let stores = open_stores(&config.root).await?;
+    let stores = open_stores(&config.root, registered).await?;
     let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {
         Some(a) => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rocksdb::DB;
 use strata_core::labels::{Labels, validate};
 
-use crate::backend::Layout;
+use crate::backend::{Layout, NewSnapshot};
 use crate::fsutil::Dirs;
 use crate::metastore::{Metastore, Snapshot};
 use crate::{Error, Kind, Result, Usage};
@@ -49,7 +49,7 @@ impl Base {
     }
 
     /// Creates a snapshot. When the layout wants a directory for it, `<id>` is built first
-    /// (`new-*` filled by [`Layout::fill`], then renamed), then the record is written.
+    /// ([`Layout::fill`] then [`Layout::install`]), then the record is written.
     pub fn create<L: Layout>(
         &self,
         l: &L,
@@ -61,15 +61,66 @@ impl Base {
     ) -> Result<Snapshot> {
         let _g = self.shared();
         validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
-        let parents = self.ms.check_create(view, kind, key, parent)?;
+        let parent_ids = self.ms.check_create(view, kind, key, parent)?;
         let id = self.ms.reserve_id()?;
         if l.own_dir(kind, !parent.is_empty()) {
-            self.build_dir(l, id, kind, &parents)
+            let new = NewSnapshot {
+                kind,
+                key,
+                parent,
+                parent_ids: &parent_ids,
+                labels: &labels,
+            };
+            self.build_dir(l, id, &new)
                 .map_err(|e| self.lost_race(view, kind, key, parent, e.for_key(key)))?;
         }
         let res = self
             .ms
             .create_snapshot_with_id(view, id, kind, key, parent, labels);
+        self.undo_dir_on_error(l, id, res)
+    }
+
+    /// Creates committed `name` directly: its directory is built and installed, its usage
+    /// measured, then its record written; [`Layout::committed`] runs last.
+    pub fn create_committed<L: Layout>(
+        &self,
+        l: &L,
+        view: &str,
+        name: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<()> {
+        let _g = self.shared();
+        validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
+        let parent_ids = self.ms.check_new(view, name, parent)?;
+        let id = self.ms.reserve_id()?;
+        let new = NewSnapshot {
+            kind: Kind::Committed,
+            key: name,
+            parent,
+            parent_ids: &parent_ids,
+            labels: &labels,
+        };
+        let race = |e: Error| self.lost_race(view, Kind::Active, name, parent, e.for_key(name));
+        self.build_dir(l, id, &new).map_err(race)?;
+        let snap = Snapshot {
+            id,
+            kind: Kind::Committed,
+            parent_ids: parent_ids.clone(),
+        };
+        let res = l.usage(&self.dirs, &snap).and_then(|usage| {
+            self.ms
+                .create_committed_with_id(view, id, name, parent, labels, usage)
+        });
+        self.undo_dir_on_error(l, id, res)?;
+        if let Err(e) = l.committed(&self.dirs, id) {
+            tracing::warn!(error = %e, id, "committed snapshot left writable");
+        }
+        Ok(())
+    }
+
+    /// `res`, having deleted directory `id` when it is an error (a record was not written).
+    fn undo_dir_on_error<L: Layout, T>(&self, l: &L, id: u64, res: Result<T>) -> Result<T> {
         if res.is_err()
             && let Err(e) = l.remove_dir(&self.dirs, id)
         {
@@ -87,13 +138,13 @@ impl Base {
         }
     }
 
-    /// Builds `new-*` with [`Layout::fill`] and installs it as `<id>`; on failure it is
+    /// Builds a directory with [`Layout::fill`] and installs it as `<id>`; on failure it is
     /// deleted (a failure to delete it is logged, and left to Cleanup).
-    fn build_dir<L: Layout>(&self, l: &L, id: u64, kind: Kind, parents: &[u64]) -> Result<()> {
-        let tmp = self.dirs.create_temp()?;
+    fn build_dir<L: Layout>(&self, l: &L, id: u64, new: &NewSnapshot<'_>) -> Result<()> {
+        let tmp = l.create_temp(&self.dirs)?;
         let res = l
-            .fill(&self.dirs, &tmp, kind, parents)
-            .and_then(|()| self.dirs.install(&tmp, id).map(drop));
+            .fill(&self.dirs, &tmp, new)
+            .and_then(|()| l.install(&self.dirs, &tmp, id));
         if res.is_err()
             && let Err(e) = l.remove_tree(&tmp)
         {
@@ -204,9 +255,9 @@ mod tests {
         fn own_dir(&self, kind: Kind, has_parent: bool) -> bool {
             self.inner.own_dir(kind, has_parent)
         }
-        fn fill(&self, dirs: &Dirs, tmp: &Path, kind: Kind, parents: &[u64]) -> Result<()> {
+        fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
             (self.hook)();
-            self.inner.fill(dirs, tmp, kind, parents)
+            self.inner.fill(dirs, tmp, new)
         }
         fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
             self.inner.mounts(dirs, snap)

@@ -33,9 +33,29 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The metastore failed (gRPC Unknown).
+    /// The metastore's database failed (gRPC Unknown). Opaque: the storage engine is not
+    /// part of the API.
     #[error("metastore: {0}")]
-    Db(#[from] rocksdb::Error),
+    Db(#[source] DbError),
+}
+
+/// A failure of the database under the metastore; its message is the engine's.
+#[derive(Debug)]
+pub struct DbError(rocksdb::Error);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+#[doc(hidden)]
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Db(DbError(e))
+    }
 }
 
 /// Result alias for snapshotter operations.

@@ -4,7 +4,9 @@
 //! * [`metastore`] — the one RocksDB metastore every backend shares: ids, kinds, parents,
 //!   labels, timestamps and usage, per view.
 //! * Backends: [`native`] (full copies), [`overlay`] (overlayfs layers), [`btrfs`] (subvolumes).
-//! * [`testsuite`] — the conformance suite every backend's tests call with one line.
+//! * [`Backend`] + [`Layout`] — how a backend is written, in this crate or outside it (see
+//!   `README.md`, "Writing a backend"); the conformance suite every backend's tests call with
+//!   one line is the `strata-snapshot-testsuite` crate.
 
 mod backend;
 mod base;
@@ -12,19 +14,21 @@ pub mod btrfs;
 pub mod error;
 mod faults;
 pub mod fsutil;
+mod metadata;
 pub mod metastore;
 pub mod mount;
 pub mod native;
 pub mod overlay;
 pub mod snapshotter;
-pub mod testsuite;
 
-pub use backend::{Backend, Layout};
+pub use backend::{Backend, Layout, NewSnapshot};
 pub use btrfs::Btrfs;
-pub use error::{Error, Result};
+pub use error::{DbError, Error, Result};
+pub use metadata::Metadata;
 pub use native::Native;
 pub use overlay::Overlay;
 pub use snapshotter::{Info, Kind, Mount, Snapshotter, Usage};
+pub use strata_core::labels::Labels;
 
 /// Column families the metastore keeps in the shared RocksDB.
 pub const COLUMN_FAMILIES: &[&str] = metastore::COLUMN_FAMILIES;

@@ -27,7 +27,7 @@ fn data_dir(root: &Path) -> PathBuf {
     root.join("snapshots").join(NAME).join("snapshots")
 }
 
-strata_snapshotters::testsuite!(
+strata_snapshot_testsuite::testsuite!(
     #[ignore = "needs root and STRATA_BTRFS_ROOT naming a directory on btrfs; run with --ignored"]
     btrfs,
     setup = |b| b

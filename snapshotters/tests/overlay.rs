@@ -9,6 +9,6 @@ fn data_dir(root: &Path) -> PathBuf {
     root.join("snapshots").join(NAME).join("snapshots")
 }
 
-strata_snapshotters::testsuite!(overlay, setup = |b| b.with_data_dir(data_dir), |root| {
+strata_snapshot_testsuite::testsuite!(overlay, setup = |b| b.with_data_dir(data_dir), |root| {
     Overlay::open(root)
 });

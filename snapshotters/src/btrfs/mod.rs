@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use rocksdb::DB;
 
-use crate::backend::{Backend, Layout};
+use crate::backend::{Backend, Layout, NewSnapshot};
 use crate::fsutil::{Dirs, chmod, disk_usage};
 use crate::metastore::Snapshot;
-use crate::{Error, Kind, Mount, Result, Usage};
+use crate::{Error, Kind, Metadata, Mount, Result, Usage};
 
 pub use usage::diff_usage;
 
@@ -63,7 +63,7 @@ impl Backend<BtrfsLayout> {
             )));
         }
         let device = device::device_of(&dir)?;
-        Self::with_layout(db, NAME, &dir, BtrfsLayout { device })
+        Self::with_layout(&Metadata::shared(db), NAME, &dir, BtrfsLayout { device })
     }
 
     /// A standalone snapshotter with its own database at `root/db` and subvolumes under
@@ -91,16 +91,16 @@ impl Layout for BtrfsLayout {
     }
 
     /// Replaces the empty `tmp` by a subvolume: new (0755) or a snapshot of the parent's.
-    fn fill(&self, dirs: &Dirs, tmp: &Path, kind: Kind, parents: &[u64]) -> Result<()> {
+    fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
         let ctx = || format!("create subvolume {}", tmp.display());
         std::fs::remove_dir(tmp).map_err(|e| Error::io(ctx(), e))?;
-        match parents.first() {
-            Some(p) => sys::snapshot(&dirs.path(*p), tmp, kind == Kind::View)
+        match new.parent_ids.first() {
+            Some(p) => sys::snapshot(&dirs.path(*p), tmp, new.kind == Kind::View)
                 .map_err(|e| Error::io(ctx(), e)),
             None => {
                 sys::create_subvolume(tmp).map_err(|e| Error::io(ctx(), e))?;
                 chmod(tmp, 0o755)?;
-                if kind == Kind::View {
+                if new.kind == Kind::View {
                     sys::set_readonly(tmp, true).map_err(|e| Error::io(ctx(), e))?;
                 }
                 Ok(())

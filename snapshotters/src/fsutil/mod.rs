@@ -28,7 +28,7 @@ where
 }
 
 /// Decodes `/proc/self/mountinfo`'s `\ooo` octal escapes (`\040` for a space).
-pub(crate) fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

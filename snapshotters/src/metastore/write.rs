@@ -23,6 +23,7 @@ impl Metastore {
 
     /// Checks that `key` could be created now with `parent`; returns the parent ids the new
     /// snapshot would have (immediate parent first). Backends call it before filesystem work.
+    /// Only active and view snapshots are created this way (Commit makes committed ones).
     pub fn check_create(
         &self,
         view: &str,
@@ -36,6 +37,13 @@ impl Metastore {
                 "snapshot type committed invalid for {key:?}; only active and view can be created"
             )));
         }
+        self.check_new(view, key, parent)
+    }
+
+    /// [`Metastore::check_create`] for a snapshot of any kind (a committed one created
+    /// directly: [`Metastore::create_committed_with_id`]).
+    pub fn check_new(&self, view: &str, key: &str, parent: &str) -> Result<Vec<u64>> {
+        validate_key(key)?;
         if self.record(view, key)?.is_some() {
             return Err(Error::AlreadyExists(format!(
                 "snapshot {key}: already exists"
@@ -81,20 +89,35 @@ impl Metastore {
         parent: &str,
         labels: Labels,
     ) -> Result<Snapshot> {
-        validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
+        self.check_create(view, kind, key, parent)?;
+        self.insert(
+            view,
+            key,
+            new_record(id, kind, parent, labels, Usage::default())?,
+        )
+    }
+
+    /// Creates committed snapshot `name` directly (no active snapshot before it), recording
+    /// `usage`, with an id from [`Metastore::reserve_id`].
+    pub fn create_committed_with_id(
+        &self,
+        view: &str,
+        id: u64,
+        name: &str,
+        parent: &str,
+        labels: Labels,
+        usage: Usage,
+    ) -> Result<Snapshot> {
+        let rec = new_record(id, Kind::Committed, parent, labels, usage)?;
+        self.insert(view, name, rec)
+    }
+
+    /// Writes the new record `rec` of `key` (and its parent's back-link) once the key is free
+    /// and the parent still there.
+    fn insert(&self, view: &str, key: &str, rec: Record) -> Result<Snapshot> {
         let _g = self.guard();
-        let parent_ids = self.check_create(view, kind, key, parent)?;
-        let now = to_nanos(SystemTime::now());
-        let rec = Record {
-            id,
-            kind,
-            parent: parent.to_string(),
-            created: now,
-            updated: now,
-            labels: without_empty(labels),
-            size: 0,
-            inodes: 0,
-        };
+        let parent_ids = self.check_new(view, key, &rec.parent)?;
+        let (id, kind) = (rec.id, rec.kind);
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_INFO)?,
@@ -303,6 +326,23 @@ impl Metastore {
         }
         Ok(())
     }
+}
+
+/// A record created now (Created == Updated, one clock read) once `labels` are valid; empty
+/// label values are dropped.
+fn new_record(id: u64, kind: Kind, parent: &str, labels: Labels, usage: Usage) -> Result<Record> {
+    validate(&labels).map_err(|e| Error::InvalidArgument(e.0))?;
+    let now = to_nanos(SystemTime::now());
+    Ok(Record {
+        id,
+        kind,
+        parent: parent.to_string(),
+        created: now,
+        updated: now,
+        labels: without_empty(labels),
+        size: usage.size,
+        inodes: usage.inodes,
+    })
 }
 
 /// The fault-injection seam before the metastore write of `point` on snapshot `key`.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use rocksdb::DB;
 
-use crate::backend::{Backend, Layout};
+use crate::backend::{Backend, Layout, NewSnapshot};
 use crate::fsutil::{Dirs, copy_dir};
 use crate::metastore::Snapshot;
-use crate::{Error, Kind, Mount, Result};
+use crate::{Error, Kind, Metadata, Mount, Result};
 
 #[cfg(test)]
 mod tests;
@@ -46,7 +46,7 @@ impl Backend<NativeLayout> {
     /// A native snapshotter keeping directories under `dir` and records in the shared `db`
     /// (opened with [`crate::COLUMN_FAMILIES`]).
     pub fn new(db: Arc<DB>, dir: PathBuf) -> Result<Self> {
-        Self::with_layout(db, NAME, &dir, NativeLayout::default())
+        Self::with_layout(&Metadata::shared(db), NAME, &dir, NativeLayout::default())
     }
 
     /// A standalone snapshotter with its own database at `root/db` and directories under
@@ -62,8 +62,8 @@ impl Layout for NativeLayout {
         kind == Kind::Active || !has_parent
     }
 
-    fn fill(&self, dirs: &Dirs, tmp: &Path, _kind: Kind, parents: &[u64]) -> Result<()> {
-        match parents.first() {
+    fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
+        match new.parent_ids.first() {
             Some(p) => {
                 copy_dir(&dirs.path(*p), tmp)?;
                 // The copy must be durable before the record that makes it active is written.

@@ -112,9 +112,9 @@ fn failing_sync(_: &std::path::Path) -> std::io::Result<()> {
 }
 
 fn open_with_sync(root: &Path, syncfs: fn(&Path) -> std::io::Result<()>) -> Native {
-    let db = strata_core::db::open(&root.join("db"), crate::COLUMN_FAMILIES).unwrap();
+    let meta = crate::Metadata::open(&root.join("db")).unwrap();
     let dir = root.join("snapshots").join(NAME);
-    Native::with_layout(db, NAME, &dir, NativeLayout { syncfs }).unwrap()
+    Native::with_layout(&meta, NAME, &dir, NativeLayout { syncfs }).unwrap()
 }
 
 /// Regression: Prepare fsynced only the directory entry, so a power loss could leave an

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use rocksdb::DB;
 
-use crate::backend::{Backend, Layout};
+use crate::backend::{Backend, Layout, NewSnapshot};
 use crate::fsutil::{Dirs, chmod};
 use crate::metastore::Snapshot;
-use crate::{Error, Kind, Mount, Result};
+use crate::{Error, Kind, Metadata, Mount, Result};
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +38,12 @@ impl Backend<OverlayLayout> {
     /// (opened with [`crate::COLUMN_FAMILIES`]).
     pub fn new(db: Arc<DB>, dir: PathBuf) -> Result<Self> {
         let index_off = Path::new("/sys/module/overlay/parameters/index").exists();
-        Self::with_layout(db, NAME, &dir, OverlayLayout { index_off })
+        Self::with_layout(
+            &Metadata::shared(db),
+            NAME,
+            &dir,
+            OverlayLayout { index_off },
+        )
     }
 
     /// A standalone snapshotter with its own database at `root/db` and layers under
@@ -54,13 +59,13 @@ impl Layout for OverlayLayout {
         true
     }
 
-    fn fill(&self, dirs: &Dirs, tmp: &Path, kind: Kind, parents: &[u64]) -> Result<()> {
+    fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
         let fs = tmp.join("fs");
         mkdir(&fs, 0o755)?;
-        if kind == Kind::Active {
+        if new.kind == Kind::Active {
             mkdir(&tmp.join("work"), 0o711)?;
         }
-        if let Some(p) = parents.first() {
+        if let Some(p) = new.parent_ids.first() {
             let pfs = dirs.path(*p).join("fs");
             let md = std::fs::symlink_metadata(&pfs)
                 .map_err(|e| Error::io(format!("stat {}", pfs.display()), e))?;

@@ -1,8 +1,8 @@
 //! Remove (testsuite.go:750-778) and RemoveIntermediateSnapshot (504-553).
 
-use crate::Error;
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::testsuite::layers::prepare_mount;
+use crate::harness::{Ctx, VIEW, opt};
+use crate::layers::prepare_mount;
+use strata_snapshotters::Error;
 
 /// Removed keys and names can be reused, for any kind.
 pub async fn remove(cx: Ctx) {

@@ -3,10 +3,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::testsuite::fstest::{self, Op, create_dir, create_file, remove_all};
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::testsuite::layers::prepare_mount;
-use crate::testsuite::mount::TempMount;
+use crate::fstest::{self, Op, create_dir, create_file, remove_all};
+use crate::harness::{Ctx, VIEW, opt};
+use crate::layers::prepare_mount;
+use crate::mount::TempMount;
 
 /// Writing into a mounted View fails with EROFS: views of "", of one and of two layers.
 pub async fn view_readonly(cx: Ctx) {

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::Kind;
-use crate::testsuite::fstest::{self, create_dir, create_file, remove_all};
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::testsuite::mount::TempMount;
+use crate::fstest::{self, create_dir, create_file, remove_all};
+use crate::harness::{Ctx, VIEW, opt};
+use crate::mount::TempMount;
+use strata_snapshotters::Kind;
 
 fn key(cx: &Ctx, name: &str) -> String {
     cx.dir(name).to_string_lossy().into_owned()

@@ -5,8 +5,8 @@ use std::path::Path;
 use rand::Rng;
 use strata_core::labels::Labels;
 
-use crate::testsuite::harness::{Ctx, VIEW};
-use crate::testsuite::mount::TempMount;
+use crate::harness::{Ctx, VIEW};
+use crate::mount::TempMount;
 
 fn odd_key_list(tag: &str) -> Vec<String> {
     vec![

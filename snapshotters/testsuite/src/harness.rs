@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use strata_core::labels::Labels;
 
-use crate::Snapshotter;
+use strata_snapshotters::Snapshotter;
 
 /// A boxed `Send` future (what the opener and the cases return).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

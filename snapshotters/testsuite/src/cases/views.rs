@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::testsuite::harness::{Ctx, opt};
-use crate::{Error, Kind, Snapshotter};
+use crate::harness::{Ctx, opt};
+use strata_snapshotters::{Error, Kind, Snapshotter};
 
 /// A snapshot made in view "a" is invisible to every call in view "b"; one key works in both.
 pub async fn view_isolation(cx: Ctx) {
@@ -68,7 +68,7 @@ pub async fn view_isolation(cx: Ctx) {
 /// 16 concurrent Prepares of one key: exactly one wins, the rest get AlreadyExists; same for
 /// 16 Commits of different keys to one name.
 pub async fn concurrent_prepare(cx: Ctx) {
-    let view = crate::testsuite::VIEW;
+    let view = crate::VIEW;
     race_prepares(cx.sn(), "race", "").await;
 
     for i in 0..16 {
@@ -102,7 +102,7 @@ pub async fn concurrent_prepare(cx: Ctx) {
 /// (never Unknown), Remove OK or FailedPrecondition, never both OK. Then 16 concurrent
 /// Prepares of one key on a parent: exactly one OK, the rest AlreadyExists.
 pub async fn prepare_remove_parent_race(cx: Ctx) {
-    let view = crate::testsuite::VIEW;
+    let view = crate::VIEW;
     let sn = cx.sn();
     for i in 0..16 {
         let (a, p, c) = (format!("a{i}"), format!("p{i}"), format!("c{i}"));
@@ -130,7 +130,7 @@ pub async fn prepare_remove_parent_race(cx: Ctx) {
 
 /// 16 concurrent Prepares of `key` on `parent`: exactly one wins, the rest get AlreadyExists.
 async fn race_prepares(sn: &Arc<dyn Snapshotter>, key: &'static str, parent: &'static str) {
-    let view = crate::testsuite::VIEW;
+    let view = crate::VIEW;
     let prepares = (0..16).map(|_| {
         let sn = sn.clone();
         tokio::spawn(async move { sn.prepare(view, key, parent, opt()).await })

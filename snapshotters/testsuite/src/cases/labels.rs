@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use strata_core::labels::Labels;
 
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::{Error, Info, Kind, Snapshotter};
+use crate::harness::{Ctx, VIEW, opt};
+use strata_snapshotters::{Error, Info, Kind, Snapshotter};
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs

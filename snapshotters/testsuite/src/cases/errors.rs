@@ -1,8 +1,8 @@
 //! The error variants of CONTAINERD.md §1.3, Mounts recovery and Usage.
 
-use crate::Error;
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::testsuite::mount::TempMount;
+use crate::harness::{Ctx, VIEW, opt};
+use crate::mount::TempMount;
+use strata_snapshotters::Error;
 
 /// Every situation of §1.3, and that failed calls change nothing.
 pub async fn error_variants(cx: Ctx) {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use strata_core::labels::Labels;
 
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::{Error, Snapshotter};
+use crate::harness::{Ctx, VIEW, opt};
+use strata_snapshotters::{Error, Snapshotter};
 
 fn walk_labels(extra: Option<&str>) -> Labels {
     let mut l = Labels::from([(

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use strata_core::labels::Labels;
 
-use crate::testsuite::harness::{Ctx, VIEW, opt};
-use crate::testsuite::mount::TempMount;
-use crate::{Info, Mount, Usage};
+use crate::harness::{Ctx, VIEW, opt};
+use crate::mount::TempMount;
+use strata_snapshotters::{Info, Mount, Usage};
 
 /// Close after some operations returns Ok, and again the second time.
 pub async fn close_twice(mut cx: Ctx) {

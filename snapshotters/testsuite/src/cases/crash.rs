@@ -3,7 +3,7 @@
 //! every visible snapshot is consistent and that Cleanup leaves no orphaned directory. Nothing
 //! here knows the backend's layout: snapshots are checked by mounting them (with the production
 //! mounter) and orphans by counting the entries of the data dir the backend names
-//! ([`Backend::with_data_dir`](crate::testsuite::Backend::with_data_dir)).
+//! ([`Backend::with_data_dir`](crate::Backend::with_data_dir)).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::testsuite::harness::{CRASH_CHILD_ENV, Ctx, VIEW, opt};
-use crate::testsuite::mount::{TempMount, unmount_under};
-use crate::{Kind, Mount};
+use crate::harness::{CRASH_CHILD_ENV, Ctx, VIEW, opt};
+use crate::mount::{TempMount, unmount_under};
+use strata_snapshotters::{Kind, Mount};
 
 const ROUNDS: usize = 4;
 

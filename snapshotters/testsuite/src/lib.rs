@@ -1,4 +1,5 @@
-//! The conformance suite every [`Snapshotter`](crate::Snapshotter) backend runs with one line.
+//! The conformance suite every [`Snapshotter`] backend runs with one line: the built-in ones
+//! and any a vendor writes outside this workspace.
 //!
 //! It mirrors containerd 1.6's `snapshots/testsuite` case by case (Basic, StatActive, ...,
 //! 128LayersMount) and adds what a drop-in must also get right: opaque keys, filter and label
@@ -6,9 +7,9 @@
 //! restart persistence and crash consistency under `kill -9`.
 //!
 //! ```ignore
-//! // tests/overlay.rs
+//! // tests/overlay.rs (strata-snapshot-testsuite is a dev-dependency)
 //! use strata_snapshotters::overlay::Overlay;
-//! strata_snapshotters::testsuite!(overlay, |root| Overlay::open(root));
+//! strata_snapshot_testsuite::testsuite!(overlay, |root| Overlay::open(root));
 //! ```
 //!
 //! An opener that is itself async is written `testsuite!(name, async |root| Open::open(root).await)`.
@@ -23,8 +24,11 @@
 //! play area). The opener receives `&Path` and returns `Result<S, E>` with
 //! `S: Snapshotter`, `E: Debug`; it is called again on the same root by the restart and crash
 //! cases. The cases mount what the backend returns (with the production mounter,
-//! [`crate::mount`]), so they need root: without it each case fails, saying so; a case never
-//! passes without running.
+//! [`strata_snapshotters::mount`]), so they need root: without it each case fails, saying so; a
+//! case never passes without running.
+//!
+//! A crate of its own, used as a dev-dependency only: the daemon never compiles it, and adding
+//! it to a build changes no feature of any crate the daemon links (so it costs no rebuild).
 
 pub mod cases;
 pub mod fstest;
@@ -36,9 +40,10 @@ pub use harness::{
     Backend, BoxFuture, CRASH_CHILD_ENV, Ctx, DataDirFn, OpenResult, PlaceFn, VIEW, opt, run,
 };
 pub use layers::{check_snapshots, create_snapshot, prepare_mount};
+pub use strata_snapshotters::{Error, Info, Kind, Mount, Snapshotter, Usage};
 
 /// Expands to a module named `$name` with one test per conformance case; see the [module
-/// docs](crate::testsuite).
+/// docs](crate).
 #[macro_export]
 macro_rules! testsuite {
     (@module $attrs:tt $name:ident, $setup:expr, |$root:ident: &::std::path::Path| $body:expr) => {
@@ -46,8 +51,8 @@ macro_rules! testsuite {
             #[allow(unused_imports)]
             use super::*;
 
-            fn backend() -> $crate::testsuite::Backend {
-                let backend = $crate::testsuite::Backend::new(stringify!($name), |root: ::std::path::PathBuf| {
+            fn backend() -> $crate::Backend {
+                let backend = $crate::Backend::new(stringify!($name), |root: ::std::path::PathBuf| {
                     ::std::boxed::Box::pin(async move {
                         let $root: &::std::path::Path = root.as_path();
                         match $body.await {
@@ -55,9 +60,9 @@ macro_rules! testsuite {
                                 as ::std::sync::Arc<dyn $crate::Snapshotter>),
                             Err(e) => Err(format!("{e:?}")),
                         }
-                    }) as $crate::testsuite::BoxFuture<$crate::testsuite::OpenResult>
+                    }) as $crate::BoxFuture<$crate::OpenResult>
                 });
-                let setup: fn($crate::testsuite::Backend) -> $crate::testsuite::Backend = $setup;
+                let setup: fn($crate::Backend) -> $crate::Backend = $setup;
                 setup(backend)
             }
 
@@ -144,10 +149,10 @@ macro_rules! __testsuite_case {
         $(#[$attr])*
         #[test]
         fn $case() {
-            $crate::testsuite::run(
+            $crate::run(
                 $backend(),
                 concat!(module_path!(), "::", stringify!($case)),
-                |cx| ::std::boxed::Box::pin($crate::testsuite::cases::$case(cx)),
+                |cx| ::std::boxed::Box::pin($crate::cases::$case(cx)),
             );
         }
     };

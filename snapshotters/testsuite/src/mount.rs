@@ -1,14 +1,14 @@
 //! Mounting for the cases: what a snapshotter returns is performed by the production mounter
-//! ([`crate::mount`], containerd's `mount.All`), so the suite checks the mounts the daemon's
+//! ([`strata_snapshotters::mount`], containerd's `mount.All`), so the suite checks the mounts the daemon's
 //! own users (runtime, Diff service) would perform.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, umount2};
 
-use crate::fsutil::unescape_mountinfo;
-use crate::mount::{mount_all, unmount_all};
-use crate::{Mount, Result};
+use strata_snapshotters::fsutil::unescape_mountinfo;
+use strata_snapshotters::mount::{mount_all, unmount_all};
+use strata_snapshotters::{Mount, Result};
 
 /// Mounted on a target until dropped (then lazily unmounted).
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct TempMount {
 }
 
 impl TempMount {
-    /// Mounts `mounts` in order onto `target` with [`crate::mount::mount_all`].
+    /// Mounts `mounts` in order onto `target` with [`strata_snapshotters::mount::mount_all`].
     pub fn new(mounts: &[Mount], target: &Path) -> Result<Self> {
         if let Err(e) = mount_all(mounts, target) {
             let _ = unmount_all(target);

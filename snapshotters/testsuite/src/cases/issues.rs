@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::testsuite::fstest::{self as fs, create_dir, create_file, link, remove_all};
-use crate::testsuite::harness::Ctx;
-use crate::testsuite::layers::check_snapshots;
+use crate::fstest::{self as fs, create_dir, create_file, link, remove_all};
+use crate::harness::Ctx;
+use crate::layers::check_snapshots;
 
 /// A file modified and chmodded (same content) in a child layer; 5 times on second boundaries.
 pub async fn layer_file_update(cx: Ctx) {

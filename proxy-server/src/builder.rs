@@ -1,0 +1,193 @@
+//! [`Server`]: the daemon as a library, so a crate outside this workspace can serve its own
+//! snapshot backend beside the built-in ones — same sockets, same flags, same containerd
+//! compatibility — from a `main` of a few lines:
+//!
+//! ```no_run
+//! use strata_proxy::{Host, Server};
+//! use strata_snapshotters::{Backend, native::NativeLayout};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Server::builder()
+//!         .backend("my-native", |host: &Host| {
+//!             Backend::with_layout(host.metadata(), "my-native", host.dir(), NativeLayout::default())
+//!         })
+//!         .main()
+//! }
+//! ```
+//!
+//! containerd then uses it as `proxy_plugins."my-native"` (type `snapshot`) on the daemon's
+//! `--address`, and `ctr --snapshotter my-native` on its runtime socket.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Parser;
+use strata_snapshotters::{Metadata, Snapshotter};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Args, Config};
+use crate::server::Start;
+
+/// What the daemon hands a backend it opens.
+#[derive(Debug, Clone)]
+pub struct Host {
+    meta: Metadata,
+    dir: PathBuf,
+}
+
+impl Host {
+    /// The daemon's database, for the backend's records ([`strata_snapshotters::Backend`]).
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// The backend's own directory, `<root>/snapshots/<name>` (may not exist yet).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Opens one registered backend; an error disables it (logged, and answered to clients).
+pub type Opener = Box<dyn FnOnce(&Host) -> Result<Arc<dyn Snapshotter>, String> + Send>;
+
+/// The backends registered on a [`Server`], by the name containerd uses.
+pub(crate) type Registered = Vec<(String, Opener)>;
+
+/// Builds and runs the daemon: the built-in backends plus those registered here.
+#[derive(Default)]
+pub struct Server {
+    backends: Registered,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.backends.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Server").field("backends", &names).finish()
+    }
+}
+
+impl Server {
+    /// The daemon with only the built-in backends.
+    pub fn builder() -> Server {
+        Server::default()
+    }
+
+    /// Registers backend `name` (the proxy plugin name containerd uses, e.g. `acme-zfs`): at
+    /// start `open` gets the daemon's [`Host`] for it, after the built-in backends are open and
+    /// before any socket serves; the daemon then runs its [`Snapshotter::cleanup`] (recovery).
+    /// A name taken by a built-in or earlier backend stops the daemon from starting.
+    pub fn backend<S, E, F>(mut self, name: &str, open: F) -> Self
+    where
+        S: Snapshotter,
+        E: Display,
+        F: FnOnce(&Host) -> Result<S, E> + Send + 'static,
+    {
+        let opener: Opener = Box::new(move |host: &Host| match open(host) {
+            Ok(s) => Ok(Arc::new(s) as Arc<dyn Snapshotter>),
+            Err(e) => Err(e.to_string()),
+        });
+        self.backends.push((name.to_string(), opener));
+        self
+    }
+
+    /// Serves with `config` until SIGTERM/SIGINT or a hand-over (see [`crate::server::run`]).
+    pub async fn serve(self, config: Config, start: Start) -> anyhow::Result<()> {
+        crate::server::run(config, start, self.backends).await
+    }
+
+    /// The whole daemon: parses `strata-proxy`'s command line and config file, logs to stderr,
+    /// serves, and returns the process's exit code.
+    pub fn main(self) -> std::process::ExitCode {
+        let config = match Config::resolve(Args::parse()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("strata-proxy: {e:#}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        init_logs(&config);
+        // Before any thread exists: it reads and clears the environment.
+        let start = match Start::from_env() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("strata-proxy: {e:#}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let tokio = match tokio::runtime::Runtime::new() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("strata-proxy: starting tokio: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let code = match tokio.block_on(self.serve(config, start)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("strata-proxy: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+        // Everything is flushed. Short blocking work (a content read or write whose stream was
+        // dropped) ends now: wait for it, as it may still be using the database. Threads blocked
+        // on a task's shim (exit watchers, Waits) are not tokio's: they do not hold the exit,
+        // and the shims live on to be found again.
+        tokio.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        code
+    }
+}
+
+/// How long the exit waits for blocking work that was in flight when serving stopped.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn init_logs(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+        eprintln!(
+            "strata-proxy: bad --log-level {:?}: {e}; using info",
+            config.log_level
+        );
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the registered backends on `db` into `on` (a failure goes into `off`, logged).
+pub(crate) fn open_registered(
+    registered: Registered,
+    db: &Arc<strata_core::db::rocksdb::DB>,
+    dir: &Path,
+    on: &mut std::collections::BTreeMap<String, Arc<dyn Snapshotter>>,
+    off: &mut crate::snapshots_api::Disabled,
+) -> anyhow::Result<()> {
+    for (name, open) in registered {
+        if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+            anyhow::bail!("backend name {name:?} is not a valid directory name");
+        }
+        if on.contains_key(&name) || off.contains_key(&name) {
+            anyhow::bail!("backend name {name:?} is already taken");
+        }
+        let host = Host {
+            meta: Metadata::shared(db.clone()),
+            dir: dir.join(&name),
+        };
+        match open(&host) {
+            Ok(b) => {
+                on.insert(name, b);
+            }
+            Err(reason) => {
+                tracing::warn!(backend = %name, %reason, "backend disabled");
+                off.insert(name, reason);
+            }
+        }
+    }
+    Ok(())
+}
