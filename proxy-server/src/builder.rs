@@ -191,3 +191,78 @@ pub(crate) fn open_registered(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use strata_snapshotters::native::{Native, NativeLayout};
+    use strata_snapshotters::{Backend, Error};
+
+    use super::*;
+
+    fn native(host: &Host) -> strata_snapshotters::Result<Native> {
+        Backend::with_layout(host.metadata(), "mine", host.dir(), NativeLayout::default())
+    }
+
+    /// What `Server::builder()` with `server`'s backends opens on a fresh database.
+    fn open(server: Server) -> anyhow::Result<(Vec<String>, crate::snapshots_api::Disabled)> {
+        let d = tempfile::tempdir().unwrap();
+        let db = strata_core::db::open(&d.path().join("db"), strata_snapshotters::COLUMN_FAMILIES)
+            .unwrap();
+        let mut on = BTreeMap::new();
+        on.insert(
+            "strata-native".to_string(),
+            Arc::new(Native::new(db.clone(), d.path().join("n")).unwrap()) as Arc<dyn Snapshotter>,
+        );
+        let mut off = BTreeMap::new();
+        open_registered(
+            server.backends,
+            &db,
+            &d.path().join("snapshots"),
+            &mut on,
+            &mut off,
+        )?;
+        Ok((on.keys().cloned().collect(), off))
+    }
+
+    #[test]
+    fn a_registered_backend_is_served_in_its_own_directory() {
+        let seen = Arc::new(std::sync::Mutex::new(PathBuf::new()));
+        let s = seen.clone();
+        let server = Server::builder().backend("mine", move |host: &Host| {
+            *s.lock().unwrap() = host.dir().to_path_buf();
+            native(host)
+        });
+        let (on, off) = open(server).unwrap();
+        assert_eq!(on, ["mine", "strata-native"]);
+        assert!(off.is_empty());
+        assert!(seen.lock().unwrap().ends_with("snapshots/mine"));
+    }
+
+    #[test]
+    fn a_failing_opener_disables_its_backend_with_the_reason() {
+        let server = Server::builder().backend("zfs", |_: &Host| {
+            Err::<Native, _>(Error::FailedPrecondition("no zpool \"tank\"".into()))
+        });
+        let (on, off) = open(server).unwrap();
+        assert_eq!(on, ["strata-native"]);
+        assert_eq!(off["zfs"], "no zpool \"tank\"");
+    }
+
+    #[test]
+    fn taken_and_unusable_names_stop_the_daemon() {
+        for name in ["strata-native", "", "a/b", ".."] {
+            let server = Server::builder().backend(name, native);
+            let err = open(server).unwrap_err();
+            assert!(format!("{err}").contains(&format!("{name:?}")), "{err}");
+        }
+        let twice = Server::builder().backend("x", native).backend("x", native);
+        assert!(
+            open(twice)
+                .unwrap_err()
+                .to_string()
+                .contains("already taken")
+        );
+    }
+}
