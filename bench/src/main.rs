@@ -107,13 +107,17 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, tasks).
+    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, deployed, tasks).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "content,mixed,snapshots,runtime,unpack,tasks"
+        default_value = "content,mixed,snapshots,runtime,unpack,deployed,tasks"
     )]
     only: Vec<String>,
+    /// deployed group: also against containerd 2.x, from this directory (`bin/containerd`,
+    /// `bin/ctr`, `bin/containerd-shim-runc-v2`; `scripts/containerd2.sh` prints one).
+    #[arg(long)]
+    containerd2: Option<PathBuf>,
     /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
     /// roots under it for the btrfs backend (containerd's btrfs snapshotter needs its root there).
     #[arg(long)]
@@ -193,6 +197,8 @@ struct Pair {
     runtime: Result<Vec<(PathBuf, Option<workloads::runtime::Disk>)>, String>,
     /// Per target: the root of the server the bench started (None when attached).
     roots: Vec<Option<PathBuf>>,
+    /// Per target: the process id of the server the bench started (None when attached).
+    pids: Vec<Option<u32>>,
     _servers: Vec<servers::Server>,
 }
 
@@ -206,6 +212,7 @@ async fn pair(
     let mut started = Vec::new();
     let mut runtime = Ok(Vec::new());
     let mut roots = Vec::new();
+    let mut pids = Vec::new();
     for (name, attach) in [("strata", strata), ("containerd", ctd)] {
         roots.push(attach.is_none().then(|| dir.join(name)));
         let rt = if let Some(s) = attach {
@@ -221,6 +228,7 @@ async fn pair(
                     })
             }
         } else {
+            pids.push(None);
             let root = dir.join(name);
             std::fs::create_dir_all(&root)?;
             let server = match name {
@@ -237,6 +245,7 @@ async fn pair(
                     Some(workloads::runtime::Disk::containerd(&server.root)),
                 ),
             };
+            pids.push(Some(server.pid()));
             started.push(server);
             Ok(rt)
         };
@@ -259,6 +268,7 @@ async fn pair(
         sockets,
         runtime,
         roots,
+        pids,
         _servers: started,
     })
 }
@@ -343,11 +353,17 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    if args.wants("unpack") {
-        let prep = suites::unpack::prepare(&args, scratch.path(), &mut notes).await?;
+    let prep = match args.wants("unpack") || args.wants("deployed") {
+        true => Some(suites::unpack::prepare(&args, scratch.path(), &mut notes).await?),
+        false => None,
+    };
+    if let Some(prep) = prep.as_ref().filter(|_| args.wants("unpack")) {
         for b in args.backends.iter().filter(|b| *b != "btrfs") {
             match unpack_sides(&main_pair, b) {
-                Ok(sides) => suites::unpack::run(&args, &prep, &sides, b, &mut results).await?,
+                Ok(sides) => {
+                    let group = format!("unpack: {b}");
+                    suites::unpack::run(&args, &prep, &sides, b, &group, &mut results).await?
+                }
                 Err(note) => {
                     println!("note: {note}");
                     notes.push(note);
@@ -364,7 +380,8 @@ async fn main() -> anyhow::Result<()> {
                 .map(|b| b.as_ref().map(|p| unpack_sides(&p.pair, "btrfs")))
             {
                 Some(Ok(Ok(sides))) => {
-                    suites::unpack::run(&args, &prep, &sides, "btrfs", &mut results).await?
+                    let group = "unpack: btrfs";
+                    suites::unpack::run(&args, &prep, &sides, "btrfs", group, &mut results).await?
                 }
                 Some(Ok(Err(note))) => {
                     println!("note: {note}");
@@ -379,6 +396,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(btrfs);
+    if let Some(prep) = prep.as_ref().filter(|_| args.wants("deployed")) {
+        let mut versions = vec![servers::Containerd::default()];
+        versions.extend(
+            args.containerd2
+                .clone()
+                .map(|d| servers::Containerd { v2_dir: Some(d) }),
+        );
+        for ctd in &versions {
+            let dir = scratch.path().join(format!("deployed-{}", ctd.label()));
+            suites::deployed::run(&args, prep, ctd, &dir, &mut results, &mut notes).await?;
+        }
+    }
+    drop(prep);
     // Last: it catches SIGINT/SIGTERM while it runs (to clean up), and keeps them caught.
     if args.wants("tasks") {
         match task_sides(&main_pair) {
@@ -404,7 +434,8 @@ fn unpack_sides(pair: &Pair, backend: &str) -> Result<Vec<workloads::unpack::Sid
     pair.targets
         .iter()
         .zip(eps)
-        .map(|(t, (socket, _))| {
+        .zip(&pair.pids)
+        .map(|((t, (socket, _)), pid)| {
             let sn = t.snapshotter(backend).ok_or_else(|| {
                 format!("unpack {backend} skipped: {} has no such backend", t.name)
             })?;
@@ -412,6 +443,8 @@ fn unpack_sides(pair: &Pair, backend: &str) -> Result<Vec<workloads::unpack::Sid
                 name: t.name,
                 socket,
                 snapshotter: sn.to_string(),
+                ctr: PathBuf::from("ctr"),
+                pids: pid.iter().copied().collect(),
             })
         })
         .collect()

@@ -102,32 +102,150 @@ pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
     })
 }
 
+/// Which containerd to start: Debian's 1.6 from PATH, or a private 2.x (`<dir>/bin/containerd`,
+/// `ctr` and `containerd-shim-runc-v2`, e.g. unpacked by `scripts/containerd2.sh`).
+#[derive(Debug, Clone, Default)]
+pub struct Containerd {
+    /// The private 2.x installation's directory; None: 1.6 from PATH.
+    pub v2_dir: Option<PathBuf>,
+}
+
+impl Containerd {
+    /// "1.6" or "2.x".
+    pub fn label(&self) -> &'static str {
+        match self.v2_dir {
+            Some(_) => "2.x",
+            None => "1.6",
+        }
+    }
+
+    /// The `ctr` that goes with it.
+    pub fn ctr(&self) -> PathBuf {
+        match &self.v2_dir {
+            Some(d) => d.join("bin/ctr"),
+            None => PathBuf::from("ctr"),
+        }
+    }
+
+    fn binary(&self) -> PathBuf {
+        match &self.v2_dir {
+            Some(d) => d.join("bin/containerd"),
+            None => PathBuf::from("containerd"),
+        }
+    }
+}
+
+/// The built-in and the Strata snapshotters the deployed containerd may unpack into.
+const BUILTIN: [&str; 2] = ["overlayfs", "native"];
+const STRATA: [&str; 2] = ["strata-overlay", "strata-native"];
+
+/// containerd's config on `root`: its built-in stores, or (`strata`: strata-proxy's socket)
+/// Strata's content store (the built-in one disabled) and Strata's snapshotters as proxy plugins.
+fn containerd_config(
+    root: &Path,
+    socket: &Path,
+    strata: Option<&Path>,
+    ctd: &Containerd,
+) -> String {
+    let v2 = ctd.v2_dir.is_some();
+    let mut disabled = vec!["io.containerd.grpc.v1.cri"];
+    if v2 {
+        disabled.extend([
+            "io.containerd.cri.v1.images",
+            "io.containerd.cri.v1.runtime",
+        ]);
+    }
+    if strata.is_some() {
+        disabled.push("io.containerd.content.v1.content");
+    }
+    let quoted: Vec<String> = disabled.iter().map(|p| format!("\"{p}\"")).collect();
+    let mut c = format!(
+        "version = {}\nroot = \"{r}/root\"\nstate = \"{r}/state\"\n\
+         disabled_plugins = [{}]\n\
+         [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{r}/ttrpc.sock\"\n\
+         [debug]\n  address = \"{r}/debug.sock\"\n",
+        if v2 { 3 } else { 2 },
+        quoted.join(", "),
+        r = root.display(),
+        s = socket.display()
+    );
+    if let Some(sock) = strata {
+        let a = sock.display();
+        c +=
+            &format!("[proxy_plugins.strata-content]\n  type = \"content\"\n  address = \"{a}\"\n");
+        for b in STRATA {
+            c += &format!("[proxy_plugins.{b}]\n  type = \"snapshot\"\n  address = \"{a}\"\n");
+            if v2 {
+                c += &format!(
+                    "[proxy_plugins.{b}.exports]\n  enable_remote_snapshot_annotations = \"true\"\n"
+                );
+            }
+        }
+    }
+    if v2 {
+        // 2.x's Transfer service unpacks only for the snapshotters listed (the list replaces
+        // its default, overlayfs).
+        c += "[plugins.\"io.containerd.transfer.v1.local\"]\n";
+        let names = BUILTIN
+            .iter()
+            .chain(strata.map_or(&[][..], |_| &STRATA[..]));
+        for b in names {
+            c += &format!(
+                "  [[plugins.\"io.containerd.transfer.v1.local\".unpack_config]]\n    \
+                 platform = \"linux/{}\"\n    snapshotter = \"{b}\"\n",
+                go_arch()
+            );
+        }
+    }
+    c
+}
+
+/// The running machine's architecture as Go (and OCI platforms) name it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 /// Starts a private containerd with its built-in content store and snapshotters on `root`.
 /// It runs containers too: the task runtime (`io.containerd.runtime.v2.task`, default runtime
 /// `io.containerd.runc.v2`: containerd-shim-runc-v2 and runc from PATH) is on by default in 1.6,
 /// its state under `<root>/state`.
 pub fn start_containerd(root: &Path) -> anyhow::Result<Server> {
+    start_containerd_on(root, None, &Containerd::default())
+}
+
+/// Starts the containerd `ctd` on `root`: with its built-in stores, or the way operators deploy
+/// Strata (`strata`: strata-proxy's proxy socket as its content store and snapshotters).
+pub fn start_containerd_on(
+    root: &Path,
+    strata: Option<&Path>,
+    ctd: &Containerd,
+) -> anyhow::Result<Server> {
     let socket = root.join("containerd.sock");
     let config = root.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 2\nroot = \"{r}/root\"\nstate = \"{r}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{r}/ttrpc.sock\"\n\
-             [debug]\n  address = \"{r}/debug.sock\"\n",
-            r = root.display(),
-            s = socket.display()
-        ),
-    )?;
+    std::fs::write(&config, containerd_config(root, &socket, strata, ctd))?;
     let log = std::fs::File::create(root.join("containerd.log"))?;
-    let mut child = Command::new("containerd")
+    let mut cmd = Command::new(ctd.binary());
+    if let Some(d) = &ctd.v2_dir {
+        // Its own shim first on PATH.
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", d.join("bin").display()));
+    }
+    let mut child = cmd
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .context("starting containerd (apt-get install containerd)")?;
+        .with_context(|| {
+            format!(
+                "starting {} (apt-get install containerd)",
+                ctd.binary().display()
+            )
+        })?;
     wait_for_socket(&socket, &mut child, "containerd")?;
     Ok(Server {
         socket,
@@ -135,4 +253,11 @@ pub fn start_containerd(root: &Path) -> anyhow::Result<Server> {
         child,
         root: root.to_path_buf(),
     })
+}
+
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }

@@ -31,6 +31,11 @@ pub struct Side {
     pub socket: PathBuf,
     /// The backend's snapshotter name on this server ("strata-overlay", "overlayfs", ...).
     pub snapshotter: String,
+    /// The `ctr` to run (Debian's on PATH, or a private containerd 2.x's).
+    pub ctr: PathBuf,
+    /// The daemons doing this side's work (containerd, strata-proxy), whose CPU time and disk
+    /// writes each round reports; empty when attached to servers the bench did not start.
+    pub pids: Vec<u32>,
 }
 
 impl Named for Side {
@@ -57,7 +62,7 @@ impl Op {
 
 /// Runs `ctr -a <socket> -n <ns> <args>`; its stdout, or an error with its stderr.
 pub async fn ctr(side: &Side, ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = tokio::process::Command::new("ctr");
+    let mut cmd = tokio::process::Command::new(&side.ctr);
     cmd.arg("-a")
         .arg(&side.socket)
         .args(["-n", ns])
@@ -89,8 +94,61 @@ pub async fn settle(settle: Duration) {
     tokio::time::sleep(settle).await;
 }
 
+/// CPU time (user + system) and bytes written to storage of a set of processes, so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Work {
+    pub cpu_s: f64,
+    pub written: u64,
+}
+
+impl Work {
+    /// The sum over `pids` (from `/proc/<pid>/stat` and `/proc/<pid>/io`); a process that is
+    /// gone counts nothing.
+    pub fn of(pids: &[u32]) -> Work {
+        // SAFETY: sysconf(3) has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let mut w = Work::default();
+        for pid in pids {
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                // Fields after the parenthesised command: utime and stime are the 12th and 13th.
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                w.cpu_s += (t(11) + t(12)) / ticks;
+            }
+            if let Ok(io) = std::fs::read_to_string(format!("/proc/{pid}/io")) {
+                w.written += io
+                    .lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        w
+    }
+
+    fn since(self, before: Work) -> Work {
+        Work {
+            cpu_s: self.cpu_s - before.cpu_s,
+            written: self.written.saturating_sub(before.written),
+        }
+    }
+}
+
+/// What one round measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Round {
+    /// Wall time of the `ctr images import|pull` command, s.
+    pub secs: f64,
+    /// The side's daemons' CPU time and disk writes during that command.
+    pub work: Work,
+    /// Wall time of `ctr images rm --sync` (containerd's GC included), s.
+    pub rm_secs: f64,
+}
+
 /// One timed round: settle, then `ctr images import|pull` of `img` into the fresh namespace
-/// `ns`; checked and cleaned up afterwards (untimed). Returns the command's wall time, s.
+/// `ns` (timed, with the daemons' work counted), checks, then a timed `images rm --sync`; then
+/// checks that nothing is left and the namespace is removed (untimed).
 pub async fn round(
     side: &Side,
     op: Op,
@@ -98,7 +156,7 @@ pub async fn round(
     registry: Option<&str>,
     ns: &str,
     settle_for: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Round> {
     let reference = match op {
         Op::Import => img.meta.reference.clone(),
         Op::Pull => format!(
@@ -126,9 +184,11 @@ pub async fn round(
         ],
     };
     settle(settle_for).await;
+    let before = Work::of(&side.pids);
     let start = Instant::now();
     ctr(side, ns, &args).await?;
     let secs = start.elapsed().as_secs_f64();
+    let work = Work::of(&side.pids).since(before);
 
     let committed = snapshots(side, ns)
         .await?
@@ -145,7 +205,10 @@ pub async fn round(
         side.snapshotter,
         img.meta.layers.len()
     );
+    settle(settle_for).await;
+    let start = Instant::now();
     ctr(side, ns, &["images", "rm", "--sync", &reference]).await?;
+    let rm_secs = start.elapsed().as_secs_f64();
     let left = snapshots(side, ns).await?;
     ensure!(
         left.is_empty(),
@@ -160,7 +223,11 @@ pub async fn round(
         blobs.trim()
     );
     ctr(side, "default", &["namespaces", "rm", ns]).await?;
-    Ok(secs)
+    Ok(Round {
+        secs,
+        work,
+        rm_secs,
+    })
 }
 
 /// The rows of `ctr snapshots ls` (header dropped).

@@ -2,6 +2,7 @@
 //! [`crate::stats::Measurement`] per workload (and per latency percentile).
 
 pub mod content;
+pub mod deployed;
 pub mod mixed;
 pub mod runtime;
 pub mod snapshots;

@@ -161,15 +161,18 @@ fn start_registry(dir: &Path, images: &[Image]) -> anyhow::Result<Registry> {
     Ok(reg)
 }
 
-/// Import and pull rows of every image on `backend`, `sides` being strata and containerd.
+/// Import and pull rows of every image on `backend`, `sides` being strata and containerd, in
+/// report section `group`: per image and operation, the wall time, the daemons' CPU time and
+/// disk writes during it, and the `images rm --sync` after it.
 pub async fn run(
     args: &Args,
     prep: &Prepared,
     sides: &[Side],
     backend: &str,
+    group: &str,
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
-    let group = format!("unpack: {backend}");
+    let group = group.to_string();
     // --quick: sync and a token pause, to stay within CI's smoke-run budget.
     let settle = Duration::from_millis(if args.quick { 50 } else { args.settle_ms });
     let ops: Vec<Op> = if prep.registry.is_some() {
@@ -188,44 +191,68 @@ pub async fn run(
         for img in prep.images.iter().take(take) {
             let registry = registry.as_deref();
             let label = &img.meta.label;
-            let samples = alternate_multi(sides, 0, args.unpack_rounds, |side, r| {
+            let mut series = alternate_multi(sides, 0, args.unpack_rounds, |side, r| {
                 async move {
                     let ns = format!("bench-unpack-{}-{label}-{backend}-{r}", op.label());
-                    let secs = unpack::round(side, op, img, registry, &ns, settle).await?;
+                    let got = unpack::round(side, op, img, registry, &ns, settle).await?;
+                    let secs = got.secs;
                     println!(
                         "{}: ctr images {} {label} --snapshotter {} round {r}: {secs:.3} s \
-                         ({:.1} MiB/s compressed, {:.1} MiB/s tar)",
+                         ({:.1} MiB/s compressed, {:.1} MiB/s tar); daemons {:.2} s CPU, \
+                         {:.1} MiB written; images rm --sync {:.3} s",
                         side.name,
                         op.label(),
                         side.snapshotter,
                         img.meta.compressed() as f64 / MIB / secs,
-                        img.meta.uncompressed() as f64 / MIB / secs
+                        img.meta.uncompressed() as f64 / MIB / secs,
+                        got.work.cpu_s,
+                        got.work.written as f64 / MIB,
+                        got.rm_secs
                     );
-                    Ok(vec![secs])
+                    Ok(vec![
+                        secs,
+                        got.work.cpu_s,
+                        got.work.written as f64 / MIB,
+                        got.rm_secs,
+                    ])
                 }
                 .boxed()
             })
             .await?
-            .pop()
-            .unwrap_or_default();
+            .into_iter();
+            let what = format!(
+                "ctr {} {label}, {} layers, {:.0} MiB",
+                op.label(),
+                img.meta.layers.len(),
+                img.meta.compressed() as f64 / MIB
+            );
             let mut m = Measurement::new(
                 &group,
-                format!(
-                    "ctr {} {label}, {} layers, {:.0} MiB",
-                    op.label(),
-                    img.meta.layers.len(),
-                    img.meta.compressed() as f64 / MIB
-                ),
+                what.clone(),
                 backend,
                 "s",
                 false,
-                samples,
+                series.next().unwrap_or_default(),
             );
             m.notes.push(rates(&m, img, &prep.limits));
-            if !args.quick && backend == "overlay" {
+            if !args.quick && backend == "overlay" && group.starts_with("unpack") {
                 m.notes.push(goal(&m));
             }
             out.push(m);
+            let measured = sides.iter().all(|s| !s.pids.is_empty());
+            for (unit, label) in [
+                ("CPU s", format!("{what}: daemons' CPU time")),
+                ("MiB", format!("{what}: daemons' disk writes")),
+                ("s", format!("ctr images rm --sync after {what}")),
+            ] {
+                let samples = series.next().unwrap_or_default();
+                if unit != "s" && !measured {
+                    continue;
+                }
+                out.push(Measurement::new(
+                    &group, label, backend, unit, false, samples,
+                ));
+            }
         }
     }
     if let Some(first) = out.iter_mut().find(|m| m.group == group) {
@@ -234,8 +261,10 @@ pub async fn run(
              --snapshotter S <oci archive>` / `images pull --plain-http --snapshotter S \
              127.0.0.1:<port>/bench/<image>:1` from a loopback docker-registry), unpack included; \
              {} rounds, no warm-up, order alternating (round 0 strata first); sync + {} ms idle \
-             before each; after each (untimed): one committed snapshot per layer checked, images rm \
-             --sync, no snapshot or blob left, namespace removed",
+             before each; the daemons' CPU time (utime + stime) and disk writes (write_bytes of \
+             /proc/<pid>/io) counted over the command; after each: one committed snapshot per \
+             layer checked, sync + idle, images rm --sync timed, no snapshot or blob left, \
+             namespace removed",
             args.unpack_rounds,
             settle.as_millis()
         ));
