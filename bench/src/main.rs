@@ -396,6 +396,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(btrfs);
+    // Last but the deployed group: it catches SIGINT/SIGTERM while it runs (to clean up), and
+    // keeps them caught.
+    if args.wants("tasks") {
+        match task_sides(&main_pair) {
+            Ok(sides) => {
+                let (group, dir) = ("tasks", scratch.path());
+                suites::tasks::run(&args, &sides, group, dir, &mut results, &mut notes).await?
+            }
+            Err(note) => {
+                println!("note: {note}");
+                notes.push(note);
+            }
+        }
+    }
+    drop(main_pair);
+    // After the tasks group, whose signal handlers it shares (its ctr run rows are the same).
     if let Some(prep) = prep.as_ref().filter(|_| args.wants("deployed")) {
         let mut versions = vec![servers::Containerd::default()];
         versions.extend(
@@ -409,19 +425,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(prep);
-    // Last: it catches SIGINT/SIGTERM while it runs (to clean up), and keeps them caught.
-    if args.wants("tasks") {
-        match task_sides(&main_pair) {
-            Ok(sides) => {
-                suites::tasks::run(&args, &sides, scratch.path(), &mut results, &mut notes).await?
-            }
-            Err(note) => {
-                println!("note: {note}");
-                notes.push(note);
-            }
-        }
-    }
-    drop(main_pair);
     report::write_all(&args, &results, &notes)
 }
 
@@ -477,6 +480,7 @@ fn task_sides(pair: &Pair) -> Result<Vec<workloads::tasks::Side>, String> {
                 name: t.name,
                 socket,
                 snapshotter: sn.to_string(),
+                ctr: PathBuf::from("ctr"),
                 runc_root,
                 server_root: root.clone(),
             })

@@ -42,6 +42,8 @@ pub struct Side {
     pub socket: PathBuf,
     /// The overlay snapshotter's name on this server ("strata-overlay", "overlayfs").
     pub snapshotter: String,
+    /// The `ctr` to run (Debian's on PATH, or a private containerd 2.x's).
+    pub ctr: PathBuf,
     /// runc's state root for [`NAMESPACE`] on this server, when known.
     pub runc_root: Option<PathBuf>,
     /// The server's root when the bench started it: its shims name it on their command line
@@ -163,7 +165,7 @@ fn describe_failure(side: &Side, args: &[&str], out: &Output) -> anyhow::Error {
 /// Runs `ctr -a <socket> -n NAMESPACE <args>` (stdin /dev/null, output captured); its wall time
 /// (spawn to exit) in seconds and its output, whatever its exit status.
 pub async fn ctr_timed(side: &Side, args: &[&str]) -> anyhow::Result<(f64, Output)> {
-    let mut cmd = tokio::process::Command::new("ctr");
+    let mut cmd = tokio::process::Command::new(&side.ctr);
     cmd.arg("-a")
         .arg(&side.socket)
         .args(["-n", NAMESPACE])
@@ -328,7 +330,9 @@ pub async fn cycle(side: &Side, id: &str) -> anyhow::Result<(f64, usize)> {
 /// `timeout 30 ctr -a <socket> -n NAMESPACE <args>`, blocking.
 fn ctr_blocking(side: &Side, args: &[&str]) -> anyhow::Result<Output> {
     std::process::Command::new("timeout")
-        .args(["-k", "5", CLEANUP_SECS, "ctr", "-a"])
+        .args(["-k", "5", CLEANUP_SECS])
+        .arg(&side.ctr)
+        .arg("-a")
         .arg(&side.socket)
         .args(["-n", NAMESPACE])
         .args(args)

@@ -3,15 +3,17 @@
 //! `proxy_plugins`, containerd's metadata layer in front), against the same containerd with its
 //! built-in content store and snapshotters; same machine, same images, same run. The rows are
 //! the unpack suite's (import and pull with unpack, the daemons' CPU time and disk writes, the
-//! `images rm --sync` after), per backend (overlay, native), on containerd 1.6 and, with
-//! `--containerd2`, on 2.x.
+//! `images rm --sync` after), per backend (overlay, native), and the tasks suite's `ctr run`
+//! rows on overlay, on containerd 1.6 and, with `--containerd2`, on 2.x.
 
 use std::path::Path;
 
 use crate::Args;
 use crate::servers::{self, Containerd};
 use crate::stats::Measurement;
+use crate::workloads::suites::tasks as task_suite;
 use crate::workloads::suites::unpack::{self, Prepared};
+use crate::workloads::tasks;
 use crate::workloads::unpack::Side;
 
 /// The backends this group compares (btrfs needs its own pair of roots on btrfs: not here).
@@ -72,6 +74,24 @@ pub async fn run(
                  client side is unchanged"
             ));
         }
+    }
+    if args.backends.iter().any(|b| b == "overlay") {
+        // containerd's shims keep runc's state in a host-wide root, per namespace.
+        let runc_root = Some(Path::new("/run/containerd/runc").join(tasks::NAMESPACE));
+        let side = |name, server: &servers::Server, snapshotter: &str| tasks::Side {
+            name,
+            socket: server.socket.clone(),
+            snapshotter: snapshotter.into(),
+            ctr: ctd.ctr(),
+            runc_root: runc_root.clone(),
+            server_root: Some(server.root.clone()),
+        };
+        let sides = [
+            side("strata", &on_strata, "strata-overlay"),
+            side("containerd", &builtin, "overlayfs"),
+        ];
+        let group = format!("deployed, containerd {label}: tasks");
+        task_suite::run(args, &sides, &group, dir, out, notes).await?;
     }
     notes.push(format!("deployed group ran on containerd {version}"));
     Ok(())

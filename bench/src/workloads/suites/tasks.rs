@@ -13,7 +13,6 @@ use crate::Args;
 use crate::stats::{Measurement, Samples, Summary, alternate_multi, percentile};
 use crate::workloads::tasks::{self, Guard, Side};
 
-const GROUP: &str = "tasks";
 const BACKEND: &str = "overlay";
 /// Goal of the issue: at least 1.5x containerd's.
 const GOAL_RATIO: f64 = 1.5;
@@ -25,6 +24,7 @@ const FLOOR_RUNS: usize = 10;
 pub async fn run(
     args: &Args,
     sides: &[Side],
+    group: &str,
     scratch: &Path,
     out: &mut Vec<Measurement>,
     notes: &mut Vec<String>,
@@ -57,7 +57,7 @@ pub async fn run(
     let guard = Guard::new(sides, &tag);
     let mut measured = Vec::new();
     let res = tokio::select! {
-        r = body(args, sides, &archive, gz, &tag, &mut measured) => r,
+        r = body(args, sides, group, &archive, gz, &tag, &mut measured) => r,
         s = interrupted() => Err(anyhow!("tasks group interrupted by {s}")),
     };
     // Always, also after an error: nothing may be left running or mounted.
@@ -138,6 +138,7 @@ async fn clean(side: &Side, after: &str) -> anyhow::Result<()> {
 async fn body(
     args: &Args,
     sides: &[Side],
+    group: &str,
     archive: &Path,
     gz: u64,
     tag: &str,
@@ -212,7 +213,7 @@ async fn body(
         p99.insert(name.clone(), p99v.into_iter().collect());
     }
     let what = "ctr run --rm busybox true, start to exit";
-    let mut m = Measurement::new(GROUP, format!("{what}: p50"), BACKEND, "ms", false, lat);
+    let mut m = Measurement::new(group, format!("{what}: p50"), BACKEND, "ms", false, lat);
     m.notes.push(format!(
         "timed: wall time of the whole stock ctr process, `ctr -a <runtime socket> -n {} run \
          --rm --snapshotter S {} <unique id> true` (container, snapshot, task, shim, runc \
@@ -232,7 +233,7 @@ async fn body(
     ));
     goal(args, &mut m);
     out.push(m);
-    let mut m = Measurement::new(GROUP, format!("{what}: p99"), BACKEND, "ms", false, p99);
+    let mut m = Measurement::new(group, format!("{what}: p99"), BACKEND, "ms", false, p99);
     m.notes.push(format!(
         "p99: nearest rank over the {runs} runs (with fewer than 100 runs: the slowest)"
     ));
@@ -270,7 +271,7 @@ async fn body(
     .pop()
     .unwrap_or_default();
     let mut m = Measurement::new(
-        GROUP,
+        group,
         format!("{n} x ctr run --rm true at once: all exited"),
         BACKEND,
         "s",
@@ -328,7 +329,7 @@ async fn body(
             )
         };
         let mut m = Measurement::new(
-            GROUP,
+            group,
             "ctr run -d + task kill + task delete + rm".into(),
             BACKEND,
             "ms",
