@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ impl Dirs {
         fs::create_dir_all(&root).map_err(|e| Error::io(format!("mkdir {}", root.display()), e))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
+        hint_top_dir(&root);
         Ok(Dirs { root })
     }
 
@@ -114,6 +116,38 @@ impl Dirs {
     }
 }
 
+/// `FS_TOPDIR_FL` (`linux/fs.h`, `chattr +T`).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Marks `root` as holding the tops of directory hierarchies (`chattr +T`), best effort: ext4's
+/// Orlov allocator then puts each snapshot directory made in it, and the inodes created under
+/// it, in a block group it picks for that directory instead of next to `root`. Without the
+/// hint, on ext4 without a journal, a Prepare right after a Remove allocates its inodes in the
+/// groups the removed snapshot just freed, and every file it creates scans past each inode freed
+/// there in the last 30 s (`recently_deleted()`): copying 6,000 files took 1.1-2.5 s instead
+/// of 0.16 s. Filesystems without the flag keep their own placement.
+fn hint_top_dir(root: &Path) {
+    let set = fs::File::open(root).and_then(|d| {
+        let mut flags: libc::c_int = 0;
+        // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer, valid for the call.
+        if unsafe { libc::ioctl(d.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & FS_TOPDIR_FL != 0 {
+            return Ok(());
+        }
+        flags |= FS_TOPDIR_FL;
+        // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer, valid for the call.
+        if unsafe { libc::ioctl(d.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    });
+    if let Err(e) = set {
+        tracing::debug!(error = %e, path = %root.display(), "no top-directory hint");
+    }
+}
+
 /// Removes a file or a directory tree; a missing path is fine.
 pub(crate) fn remove_all(path: &Path) -> Result<()> {
     let res = match fs::symlink_metadata(path) {
@@ -155,5 +189,27 @@ mod tests {
             fs::metadata(&live).unwrap().permissions().mode() & 0o777,
             0o755
         );
+    }
+
+    /// On ext4 the snapshots directory carries the top-directory hint (`lsattr` shows `T`);
+    /// this test fails when the temp dir is on another filesystem rather than passing silently.
+    #[test]
+    fn snapshots_dir_is_a_top_directory_on_ext4() {
+        let d = tempfile::tempdir_in("/var/tmp").unwrap();
+        let st = nix::sys::statfs::statfs(d.path()).unwrap();
+        assert_eq!(
+            st.filesystem_type(),
+            nix::sys::statfs::EXT4_SUPER_MAGIC,
+            "this test needs /var/tmp on ext4"
+        );
+        Dirs::new(d.path()).unwrap();
+        let root = fs::File::open(d.path().join("snapshots")).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer, valid for the call.
+        let rc = unsafe { libc::ioctl(root.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        assert_ne!(flags & FS_TOPDIR_FL, 0, "flags {flags:#x}");
+        // Idempotent: a second open keeps it.
+        Dirs::new(d.path()).unwrap();
     }
 }

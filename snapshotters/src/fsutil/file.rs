@@ -5,15 +5,45 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Copies all data of `src` (of `len` bytes) into the empty `dst`.
-pub(crate) fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
-    if len == 0 {
-        return Ok(());
+/// Whether reflinks are worth trying for one tree copy: cleared at the first `FICLONE` that
+/// fails because the filesystems cannot clone at all, so later files skip the attempt.
+#[derive(Debug)]
+pub(crate) struct Reflink(AtomicBool);
+
+impl Default for Reflink {
+    fn default() -> Self {
+        Reflink(AtomicBool::new(true))
     }
-    // SAFETY: FICLONE takes the source fd as its argument; both fds are open for the call.
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc == 0 {
+}
+
+impl Reflink {
+    /// Clones `src` into `dst` when the filesystem can; false when the data must be copied.
+    fn clone_into(&self, src: &File, dst: &File) -> bool {
+        if !self.0.load(Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: FICLONE takes the source fd as its argument; both fds are open for the call.
+        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+        if rc == 0 {
+            return true;
+        }
+        let unsupported = matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EOPNOTSUPP | libc::EXDEV | libc::ENOTTY | libc::ENOSYS)
+        );
+        if unsupported {
+            self.0.store(false, Ordering::Relaxed);
+        }
+        false
+    }
+}
+
+/// Copies all data of `src` (of `len` bytes) into the empty `dst`: a reflink when `reflink`
+/// allows and the filesystem can, otherwise the data segments (holes stay holes).
+pub(crate) fn copy_data(src: &File, dst: &File, len: u64, reflink: &Reflink) -> io::Result<()> {
+    if len == 0 || reflink.clone_into(src, dst) {
         return Ok(());
     }
     let mut off = 0u64;
@@ -25,7 +55,11 @@ pub(crate) fn copy_data(src: &File, dst: &File, len: u64) -> io::Result<()> {
         copy_range(src, dst, start, end)?;
         off = end;
     }
-    dst.set_len(len)
+    if off < len {
+        // A trailing hole: only the size is left to set.
+        dst.set_len(len)?;
+    }
+    Ok(())
 }
 
 /// `lseek(fd, off, whence)`; `None` at ENXIO (no data after `off`).
