@@ -10,9 +10,16 @@ use strata_lazy::estargz::{Kind, Layer, Toc};
 
 const TOC_DIGEST: &str = "sha256:d09cfbd18261a12a3f4502ae3bc68e3450bf6f55bb07e326da1ecf477e78db18";
 
-fn fixture() -> Vec<u8> {
+const ZSTD_TOC_DIGEST: &str =
+    "sha256:1e0b9fd0ba5b338e5c293080ce5f431e7e936e058d7a52264e31f327cbf17521";
+
+fn read_fixture(name: &str) -> Vec<u8> {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"));
-    std::fs::read(dir.join("tests/fixtures/estargz-chunked.gz")).unwrap()
+    std::fs::read(dir.join("tests/fixtures").join(name)).unwrap()
+}
+
+fn fixture() -> Vec<u8> {
+    read_fixture("estargz-chunked.gz")
 }
 
 /// Every regular file's bytes, read the plain way: the layer as an ordinary tar.gz.
@@ -90,6 +97,33 @@ fn the_converters_layer_reads_back_as_its_tar_says() {
         layer.read("nope", 0, &mut buf),
         Err(Error::NotFound(_))
     ));
+}
+
+/// The zstd:chunked twin made from the same layer reads back the same files.
+#[test]
+fn the_zstd_chunked_twin_reads_back_the_same_files() {
+    let files = plain_files(&fixture());
+    let zstd = Layer::open(read_fixture("zstdchunked.zst"), ZSTD_TOC_DIGEST).unwrap();
+    assert_eq!(zstd.toc().get("etc/big.bin").unwrap().chunks.len(), 7);
+    let mut checked = 0;
+    for (name, want) in files.iter().filter(|(n, _)| *n != "stargz.index.json") {
+        let mut got = vec![0u8; want.len() + 10];
+        let n = zstd.read(name, 0, &mut got).unwrap();
+        assert_eq!(&got[..n], &want[..], "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} files");
+    let err = Layer::open(read_fixture("zstdchunked.zst"), TOC_DIGEST).unwrap_err();
+    assert!(matches!(err, Error::Digest(_)), "{err}");
+    let mut blob = read_fixture("zstdchunked.zst");
+    let c = zstd.toc().get("etc/big.bin").unwrap().chunks[0].clone();
+    blob[(c.blob_offset + 20) as usize] ^= 0x10;
+    let damaged = Layer::open(blob, ZSTD_TOC_DIGEST).unwrap();
+    let mut buf = [0u8; 10];
+    assert!(
+        damaged.read("etc/big.bin", 0, &mut buf).is_err(),
+        "a damaged frame is never served"
+    );
 }
 
 #[test]

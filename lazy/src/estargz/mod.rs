@@ -1,9 +1,12 @@
 //! eStargz layers (stargz-snapshotter's format): a gzip blob readable as an ordinary tar.gz,
 //! whose files start gzip members listed in a TOC, so any file (any chunk of one) can be
-//! decompressed alone. [`Layer`] reads one through a [`RangeSource`], verifying everything.
+//! decompressed alone; and their zstd twin, zstd:chunked (zstd frames, the same TOC JSON
+//! compressed in a skippable frame, a 40-byte footer in another). [`Layer`] reads either
+//! through a [`RangeSource`], telling them apart by the footer, verifying everything.
 
 pub mod footer;
 pub mod toc;
+pub mod zstd;
 
 use std::io::Read;
 
@@ -31,7 +34,12 @@ impl<S> std::fmt::Debug for Layer<S> {
     }
 }
 
-fn read_exact_at<S: RangeSource>(src: &S, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_exact_at<S: RangeSource>(
+    src: &S,
+    offset: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len as usize];
     let n = src
         .read_at(offset, &mut buf)
@@ -49,7 +57,22 @@ impl<S: RangeSource> Layer<S> {
         let size = src.size().map_err(|e| Error::io("layer size", e))?;
         let tail_len = size.min(footer::SIZE as u64);
         let tail = read_exact_at(&src, size - tail_len, tail_len, "the footer")?;
-        let (toc_offset, footer_len) = footer::parse(&tail)?;
+        let toc = match zstd::parse_footer(&tail) {
+            Some(f) => zstd::read_toc(&src, size, f)?,
+            None => Self::gzip_toc(&src, size, &tail)?,
+        };
+        if toc.digest != toc_digest {
+            return Err(Error::Digest(format!(
+                "toc json is {}, the layer's annotation says {toc_digest}",
+                toc.digest
+            )));
+        }
+        Ok(Layer { src, toc })
+    }
+
+    /// The TOC of an eStargz (gzip) layer of `size` bytes ending with `tail`.
+    fn gzip_toc(src: &S, size: u64, tail: &[u8]) -> Result<Toc> {
+        let (toc_offset, footer_len) = footer::parse(tail)?;
         let toc_end = size - footer_len as u64;
         if toc_offset >= toc_end {
             return Err(Error::Malformed(format!(
@@ -62,15 +85,8 @@ impl<S: RangeSource> Layer<S> {
                 limit: toc::MAX_TOC_JSON,
             });
         }
-        let member = read_exact_at(&src, toc_offset, toc_end - toc_offset, "the toc")?;
-        let toc = Toc::parse(&member, toc_offset)?;
-        if toc.digest != toc_digest {
-            return Err(Error::Digest(format!(
-                "toc json is {}, the layer's annotation says {toc_digest}",
-                toc.digest
-            )));
-        }
-        Ok(Layer { src, toc })
+        let member = read_exact_at(src, toc_offset, toc_end - toc_offset, "the toc")?;
+        Toc::parse(&member, toc_offset)
     }
 
     /// The verified TOC.
@@ -78,7 +94,8 @@ impl<S: RangeSource> Layer<S> {
         &self.toc
     }
 
-    /// The bytes of `chunk`, decompressed from its gzip member and checked against its digest.
+    /// The bytes of `chunk`, decompressed from its gzip member or zstd frame and checked against
+    /// its digest.
     pub fn chunk(&self, name: &str, chunk: &Chunk) -> Result<Vec<u8>> {
         let what = format!("{name:?} at {}", chunk.offset);
         let span = read_exact_at(
@@ -88,9 +105,8 @@ impl<S: RangeSource> Layer<S> {
             &what,
         )?;
         let mut out = Vec::with_capacity(chunk.size as usize);
-        flate2::read::GzDecoder::new(&span[..])
-            .take(chunk.size)
-            .read_to_end(&mut out)
+        strata_archive::compression::decoder(&span[..])
+            .and_then(|d| d.take(chunk.size).read_to_end(&mut out))
             .map_err(|e| Error::Malformed(format!("{what}: {e}")))?;
         if out.len() as u64 != chunk.size {
             return Err(Error::Malformed(format!(
