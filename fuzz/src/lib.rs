@@ -3,6 +3,7 @@
 //! panicking on its own is a finding too.
 
 pub mod digest;
+pub mod estargz;
 pub mod filters;
 pub mod goquote;
 pub mod identifiers;
