@@ -127,7 +127,8 @@ impl Containerd {
         }
     }
 
-    fn binary(&self) -> PathBuf {
+    /// The `containerd` binary.
+    pub fn binary(&self) -> PathBuf {
         match &self.v2_dir {
             Some(d) => d.join("bin/containerd"),
             None => PathBuf::from("containerd"),

@@ -106,7 +106,7 @@ impl Base {
         let snap = Snapshot {
             id,
             kind: Kind::Committed,
-            parent_ids: parent_ids.clone(),
+            parent_ids,
         };
         let res = l.usage(&self.dirs, &snap).and_then(|usage| {
             self.ms

@@ -32,11 +32,7 @@ impl Metastore {
         parent: &str,
     ) -> Result<Vec<u64>> {
         validate_key(key)?;
-        if kind == Kind::Committed {
-            return Err(Error::InvalidArgument(format!(
-                "snapshot type committed invalid for {key:?}; only active and view can be created"
-            )));
-        }
+        only_active_or_view(kind, key)?;
         self.check_new(view, key, parent)
     }
 
@@ -89,7 +85,9 @@ impl Metastore {
         parent: &str,
         labels: Labels,
     ) -> Result<Snapshot> {
-        self.check_create(view, kind, key, parent)?;
+        validate_key(key)?;
+        only_active_or_view(kind, key)?;
+        // The rest of check_create runs under the lock, in insert.
         self.insert(
             view,
             key,
@@ -325,6 +323,16 @@ impl Metastore {
             self.put_counter(seen, &sync_write())?;
         }
         Ok(())
+    }
+}
+
+/// InvalidArgument for a committed `kind`: Commit makes those, not a creation.
+fn only_active_or_view(kind: Kind, key: &str) -> Result<()> {
+    match kind {
+        Kind::Committed => Err(Error::InvalidArgument(format!(
+            "snapshot type committed invalid for {key:?}; only active and view can be created"
+        ))),
+        _ => Ok(()),
     }
 }
 

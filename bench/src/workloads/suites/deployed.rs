@@ -40,7 +40,7 @@ pub async fn run(
         servers::start_containerd_on(&dir.join("containerd-on-strata"), Some(&strata.socket), ctd)?;
     let builtin = servers::start_containerd_on(&dir.join("containerd"), None, ctd)?;
     let label = ctd.label();
-    let version = unpack_version(ctd).await;
+    let version = containerd_version(ctd).await;
     for (backend, ours, theirs) in BACKENDS {
         if !args.backends.iter().any(|b| b == backend) {
             continue;
@@ -98,12 +98,8 @@ pub async fn run(
 }
 
 /// `containerd --version`'s version field, or the label.
-async fn unpack_version(ctd: &Containerd) -> String {
-    let bin = match &ctd.v2_dir {
-        Some(d) => d.join("bin/containerd"),
-        None => "containerd".into(),
-    };
-    let out = tokio::process::Command::new(bin)
+async fn containerd_version(ctd: &Containerd) -> String {
+    let out = tokio::process::Command::new(ctd.binary())
         .arg("--version")
         .output()
         .await;
