@@ -4,14 +4,17 @@
 //! compressed in a skippable frame, a 40-byte footer in another). [`Layer`] reads either
 //! through a [`RangeSource`], telling them apart by the footer, verifying everything.
 
+pub mod cache;
 pub mod footer;
 pub mod toc;
 pub mod zstd;
 
 use std::io::Read;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
+pub use cache::ChunkCache;
 pub use toc::{Chunk, Entry, Kind, Toc};
 
 use crate::{Error, RangeSource, Result};
@@ -23,6 +26,7 @@ pub const TOC_DIGEST_ANNOTATION: &str = "containerd.io/snapshot/stargz/toc.diges
 pub struct Layer<S> {
     src: S,
     toc: Toc,
+    cache: ChunkCache,
 }
 
 impl<S> std::fmt::Debug for Layer<S> {
@@ -67,7 +71,23 @@ impl<S: RangeSource> Layer<S> {
                 toc.digest
             )));
         }
-        Ok(Layer { src, toc })
+        Ok(Layer {
+            src,
+            toc,
+            cache: ChunkCache::new(cache::DEFAULT_BUDGET),
+        })
+    }
+
+    /// Keeps at most `bytes` of decompressed chunks in memory (default
+    /// [`cache::DEFAULT_BUDGET`]; 0 turns caching off).
+    pub fn with_cache_budget(mut self, bytes: usize) -> Self {
+        self.cache = ChunkCache::new(bytes);
+        self
+    }
+
+    /// Where the compressed bytes come from.
+    pub fn source(&self) -> &S {
+        &self.src
     }
 
     /// The TOC of an eStargz (gzip) layer of `size` bytes ending with `tail`.
@@ -92,6 +112,16 @@ impl<S: RangeSource> Layer<S> {
     /// The verified TOC.
     pub fn toc(&self) -> &Toc {
         &self.toc
+    }
+
+    /// The bytes of `chunk` (verified), from the cache or [`Layer::chunk`].
+    fn cached_chunk(&self, name: &str, chunk: &Chunk) -> Result<Arc<Vec<u8>>> {
+        if let Some(data) = self.cache.get(chunk.blob_offset) {
+            return Ok(data);
+        }
+        let data = Arc::new(self.chunk(name, chunk)?);
+        self.cache.put(chunk.blob_offset, data.clone());
+        Ok(data)
     }
 
     /// The bytes of `chunk`, decompressed from its gzip member or zstd frame and checked against
@@ -142,7 +172,7 @@ impl<S: RangeSource> Layer<S> {
             .iter()
             .filter(|c| c.offset < end && c.offset + c.size > offset)
         {
-            let data = self.chunk(&e.name, c)?;
+            let data = self.cached_chunk(&e.name, c)?;
             let from = offset.max(c.offset);
             let to = end.min(c.offset + c.size);
             let src = &data[(from - c.offset) as usize..(to - c.offset) as usize];

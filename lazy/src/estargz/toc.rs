@@ -241,8 +241,8 @@ impl Builder {
             return self.add_chunk(e);
         }
         self.open_reg = None;
-        if clean(&raw).is_err() && raw.trim_start_matches("./").trim_matches('/').is_empty() {
-            return Ok(()); // the layer's root directory ("./"): overlay gives it its own
+        if matches!(raw.trim_start_matches("./").trim_matches('/'), "" | ".") {
+            return Ok(()); // the layer's root directory ("./", "."): overlay gives it its own
         }
         let name = clean(&raw).map_err(|why| entry_err(&raw, why))?;
         let kind = match e.kind.as_str() {
