@@ -87,7 +87,14 @@ class Layer:
         self.file(os.path.join(dirpath, ".wh..wh..opq"), b"")
 
     def sparse(self, name, realsize, chunks, mode=0o644):
-        """A GNU sparse file in PAX 1.0 format: the map, then the data chunks."""
+        """A GNU sparse file in PAX 1.0 format: the map, then the data chunks. With
+        STRATA_IT_PLAIN_SPARSE=1 the same bytes as a regular file (stargz-snapshotter's
+        converter cannot read GNU sparse entries)."""
+        if os.environ.get("STRATA_IT_PLAIN_SPARSE") == "1":
+            data = bytearray(realsize)
+            for off, chunk in chunks:
+                data[off:off + len(chunk)] = chunk
+            return self.file(name, bytes(data), mode)
         lines = [str(len(chunks))]
         for off, data in chunks:
             lines += [str(off), str(len(data))]

@@ -120,6 +120,21 @@ def compare(a, b, la, lb):
     return diffs
 
 
+def match_lossy_names(a, b):
+    """Renames each entry of `b` whose name is not UTF-8 to its U+FFFD-replaced form when `a`
+    has that name and not the original; returns the original names."""
+    matched = []
+    for rel in sorted(set(b) - set(a)):
+        replaced = rel.decode("utf-8", "replace").encode()
+        if replaced != rel and replaced in a and replaced not in b:
+            b[replaced] = b.pop(rel)
+            if "hardlinks" in b[replaced]:
+                b[replaced]["hardlinks"] = [replaced if h == rel else h
+                                            for h in b[replaced]["hardlinks"]]
+            matched.append(rel)
+    return matched
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label-a", default="a")
@@ -133,6 +148,11 @@ def main():
                          "time (containerd's overlay applier creates parents a tar omits "
                          "with the current time; its native snapshotter's copy loses "
                          "directory mtimes)")
+    ap.add_argument("--lossy-names-a", action="store_true",
+                    help="match a name of ROOT_A holding U+FFFD with the ROOT_B name it is "
+                         "the UTF-8-replaced form of (eStargz and zstd:chunked TOCs are JSON: "
+                         "stargz-snapshotter's converter writes a non-UTF-8 name as U+FFFD), "
+                         "then compare the two entries as usual")
     ap.add_argument("root_a")
     ap.add_argument("root_b")
     args = ap.parse_args()
@@ -153,6 +173,11 @@ def main():
     if tolerated:
         print("note: %d directory mtime differences tolerated (reference has the unpack time)"
               % tolerated)
+    if args.lossy_names_a:
+        lossy = match_lossy_names(a, b)
+        if lossy:
+            print("note: %d non-UTF-8 names matched to their U+FFFD form in %s: %s"
+                  % (len(lossy), args.label_a, ", ".join(show(n) for n in lossy)))
     diffs = compare(a, b, args.label_a, args.label_b)
     for d in diffs:
         print(d)

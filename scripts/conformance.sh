@@ -10,7 +10,7 @@
 #                            `ref` builds and uses conformance/go/src/refproxy (containerd's
 #                            own stores: the baseline, every test passes)
 #   STRATA_PROXY_ARGS        extra daemon arguments
-#   STRATA_SNAPSHOTTERS      backends to test (default strata-overlay,strata-native)
+#   STRATA_SNAPSHOTTERS      backends to test (default strata-overlay,strata-native,strata-lazy)
 #   STRATA_BTRFS_ROOT        a directory on btrfs (scripts/btrfs-loop.sh up <dir>): adds
 #                            strata-btrfs, whose daemons keep their --root below it
 #   STRATA_CONFORMANCE_LOGS  per-daemon logs (default $CONFORMANCE_OUT/logs, wiped each run)

@@ -34,6 +34,7 @@
 #   STRATA_IT_LOGS      where daemon logs are kept (default /var/tmp/strata-it-logs),
 #                       one subdir per version: containerd-1.6, containerd-2
 #   STRATA_IT_KEEP=1    keep $WORK (still stops daemons and unmounts)
+#   STRATA_IT_ONLY=lazy only the strata-lazy rounds (a quick rerun; CI runs everything)
 # Output: PASS/FAIL/SKIP lines (each named with its version: `[1.6] ...`, `[2.1.9] ...`),
 # TIME lines (import+unpack and run wall times, Strata vs built-in overlayfs), per version
 # `containerd <v>: N passed, N failed in S s`, then exactly `N passed, N failed`;
@@ -70,7 +71,7 @@ fi
 
 # Debian packages this script needs (installed if missing).
 PACKAGES=(containerd runc umoci skopeo busybox-static attr python3 golang-go docker-registry curl
-    golang-github-containerd-containerd-dev util-linux)
+    golang-github-containerd-containerd-dev util-linux stargz-snapshotter)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 it=$repo/integration
@@ -321,7 +322,7 @@ compare_trees() { # name backend reference chainid [compare_tree.py options]
 
 strata_leftovers() { # [strata-ls options]: prints what strata still holds (blobs, ingests, snapshots)
     local b args=()
-    for b in "${BACKENDS[@]}"; do args+=(-snapshotter "$b"); done
+    for b in "${BACKENDS[@]}" strata-lazy; do args+=(-snapshotter "$b"); done
     strata_ls "$@" "${args[@]}"
 }
 
@@ -505,11 +506,14 @@ fi
 pass "start strata-proxy (${BACKENDS[*]})" "$s"
 
 s=$SECONDS
-write_containerd_config "${BACKENDS[@]}"
+# The backends the import/run/runtime/offload matrix runs on (none with STRATA_IT_ONLY=lazy).
+MATRIX=("${BACKENDS[@]}")
+[[ ${STRATA_IT_ONLY:-} == lazy ]] && MATRIX=()
+write_containerd_config "${BACKENDS[@]}" strata-lazy
 start_containerd || die "start containerd" "see $LOGS/containerd.log"
 pass "start containerd $(ctr -a "$CSOCK" version 2>/dev/null | awk '/Version/ {print $2; exit}')" "$s"
 
-for b in "${BACKENDS[@]}"; do
+for b in "${MATRIX[@]}"; do
     for c in "${COMPRESSIONS[@]}"; do
         for m in "${IMPORT_MODES[@]}"; do
             one_round "$b" "$c" "$m"
@@ -541,6 +545,7 @@ timing() { # snapshotter import-mode
     drop_image "$IMG:gzip"
 }
 for m in "${IMPORT_MODES[@]}"; do
+    [[ ${#MATRIX[@]} -gt 0 ]] || break
     for b in strata-overlay overlayfs; do timing "$b" "$m"; done
 done
 
@@ -583,7 +588,7 @@ runtime_round() { # backend compression
         fail "$tag: images rm --sync" "left: $out $(rt_ content ls -q) $(rt_ snapshots --snapshotter "$b" ls)"
     fi
 }
-for b in "${BACKENDS[@]}"; do
+for b in "${MATRIX[@]}"; do
     for c in "${COMPRESSIONS[@]}"; do
         runtime_round "$b" "$c"
     done
@@ -656,6 +661,117 @@ cri_round() { # backend compression puller (cri-pull, transfer or local)
         fi
     fi
 }
+# strata-lazy (issue 12): the gzip test image converted by stargz-snapshotter's ctr-remote
+# (eStargz or zstd:chunked) and pushed to the loopback registry, then pulled lazily in a fresh
+# namespace by each client that asks the snapshotter first: `ctr-remote image rpull`,
+# containerd's Go client Pull as the CRI plugin runs it (cri-pull) and, on 2.x, `ctr images
+# pull` (Transfer service). Every layer must be served by strata-lazy from the registry through
+# FUSE (containerd fetches no layer), the container must pass the checks, its tree must equal
+# containerd's overlayfs unpack of the gzip original, it must run again after a strata restart,
+# and image rm + GC must leave no snapshot and no FUSE mount behind.
+# The lazy rounds' source: the test image with its GNU sparse file written as a regular one of
+# LAZY_SPARSE bytes (ctr-remote cannot convert sparse entries), pushed as it/img:plain.
+LAZY_SPARSE=$((16 * 1024 * 1024))
+lazy_image() {
+    local d=$WORK/img-plain s=$SECONDS
+    mkdir -p "$d" &&
+        STRATA_IT_PLAIN_SPARSE=1 python3 "$it/build_image.py" "$d" plain "$LAZY_SPARSE" >&2 &&
+        umoci unpack --image "$d/layout:plain" "$d/bundle" >&2 &&
+        "$it/umoci_layer.sh" "$d/bundle/rootfs" &&
+        umoci repack --image "$d/layout:plain" "$d/bundle" >&2 &&
+        LAZY_CHAIN=$(python3 "$it/build_image.py" --chain-id "$d/layout") &&
+        skopeo copy --quiet --dest-tls-verify=false "oci:$d/layout:plain" "docker://$REG/it/img:plain" >&2 ||
+        { fail "lazy: source image (plain sparse file)" "see the messages above"; return 1; }
+    pass "lazy: source image (plain sparse file) pushed" "$s"
+}
+
+lazy_convert() { # format
+    local f=$1 ns=lazy-convert src=$REG/it/img:plain ref=$REG/it/img:$1 s=$SECONDS out
+    local lctr=(timeout 300 ctr -a "$CSOCK" -n "$ns")
+    if ! out=$("${lctr[@]}" content fetch --plain-http "$src" 2>&1) ||
+        ! out=$(timeout 300 ctr-remote -a "$CSOCK" -n "$ns" image convert "--$f" --oci "$src" "$ref" 2>&1) ||
+        ! out=$("${lctr[@]}" image push --plain-http "$ref" 2>&1); then
+        fail "lazy $f: convert with ctr-remote and push" "$out"
+        return 1
+    fi
+    "${lctr[@]}" image rm --sync "$src" "$ref" >/dev/null 2>&1
+    pass "lazy $f: converted by ctr-remote, pushed" "$s"
+}
+
+lazy_round() { # format puller (rpull, cri-pull or transfer)
+    local f=$1 tag="lazy $1 ($2)" ns=lazy-$1-$2 src=$REG/it/img:plain ref=$REG/it/img:$1 s=$SECONDS out
+    local da=$WORK/mnt/lazy db=$WORK/mnt/lazyref top listed mounts rc=0 pull left
+    local lctr=(timeout 300 ctr -a "$CSOCK" -n "$ns")
+    case $2 in
+        rpull) pull=(timeout 300 ctr-remote -a "$CSOCK" -n "$ns" image rpull --plain-http --snapshotter strata-lazy) ;;
+        cri-pull) pull=("$WORK/bin/cri-pull" -a "$CSOCK" -n "$ns" -snapshotter strata-lazy -plain-http) ;;
+        transfer) pull=("${lctr[@]}" image pull --plain-http --snapshotter strata-lazy) ;;
+    esac
+    mkdir -p "$da" "$db"
+    if ! out=$("${pull[@]}" "$ref" 2>&1); then
+        fail "$tag: pull" "$out"
+        return
+    fi
+    listed=$("${lctr[@]}" snapshots --snapshotter strata-lazy ls 2>&1)
+    # The top layer: the committed snapshot no other one names as its parent.
+    top=$(awk 'NR > 1 { key[$1] = 1; if ($2 != "") par[$2] = 1 } END { for (k in key) if (!(k in par)) print k }' <<<"$listed")
+    mounts=$(findmnt -rn -t fuse -o TARGET | grep -c "^$SROOT/snapshots/lazy/")
+    if [[ $(wc -l <<<"$top") -ne 1 || -z $top ]]; then
+        fail "$tag: pull" "no single top layer in strata-lazy: $listed"
+        "${lctr[@]}" image rm --sync "$ref" >/dev/null 2>&1
+        return
+    elif [[ $mounts -lt 4 ]]; then
+        fail "$tag: pull" "expected a FUSE mount per layer under $SROOT/snapshots/lazy, found $mounts"
+        rc=1
+    elif [[ $("${lctr[@]}" content ls -q | wc -l) -gt 3 ]]; then
+        # Only the index, manifest and config: a layer containerd fetched would be listed too.
+        fail "$tag: pull" "containerd fetched layers: $("${lctr[@]}" content ls)"
+        rc=1
+    fi
+    [[ $rc -eq 0 ]] && pass "$tag: $mounts layers served lazily (containerd fetched none)" "$s"
+    s=$SECONDS
+    NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: container checks" strata-lazy "$ref" "lazy-$RANDOM" && pass "$tag: container checks" "$s"
+    s=$SECONDS
+    if ! "${lctr[@]}" snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
+        ! "${lctr[@]}" image pull --plain-http --snapshotter overlayfs "$src" >/dev/null ||
+        ! "${lctr[@]}" snapshots --snapshotter overlayfs prepare lazy-ref "$LAZY_CHAIN" >/dev/null; then
+        fail "$tag == overlayfs" "preparing the comparison snapshots failed"
+    elif ! NS=$ns mount_snapshot strata-lazy lazy-cmp "$da" || ! NS=$ns mount_snapshot overlayfs lazy-ref "$db"; then
+        fail "$tag == overlayfs" "mounting failed"
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
+        --lossy-names-a --label-a "strata-lazy($f)" --label-b overlayfs "$da" "$db" 2>&1); then
+        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+        pass "$tag: tree == containerd's overlayfs unpack of the gzip source" "$s"
+    fi
+    umount "$da" 2>/dev/null
+    umount "$db" 2>/dev/null
+    "${lctr[@]}" snapshots --snapshotter overlayfs rm lazy-ref >/dev/null 2>&1
+    "${lctr[@]}" snapshots --snapshotter strata-lazy rm lazy-cmp >/dev/null 2>&1
+    "${lctr[@]}" image rm --sync "$src" >/dev/null 2>&1
+    if [[ $2 == rpull ]]; then
+        s=$SECONDS
+        # wait_reconnect in the pull's namespace: containerd calls a backend only for
+        # snapshots a namespace has.
+        if stop_strata && start_strata && NS=$ns wait_reconnect strata-lazy 30; then
+            NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: run after a strata restart" strata-lazy "$ref" "lazy-$RANDOM" &&
+                pass "$tag: run after a strata restart (layers served again)" "$s"
+        else
+            fail "$tag: restart" "strata did not restart; see $LOGS/strata.log"
+        fi
+    fi
+    s=$SECONDS
+    "${lctr[@]}" image rm --sync "$ref" >/dev/null 2>&1
+    if ! left=$(wait_strata_empty 30); then
+        fail "$tag: GC" "strata still holds:"$'\n'"$left"
+    elif mounts=$(findmnt -rn -o TARGET | grep "^$SROOT/snapshots/lazy/"); then
+        fail "$tag: GC" "mounts left: $mounts"
+    else
+        pass "$tag: image rm + containerd's GC leave no snapshot and no FUSE mount" "$s"
+    fi
+}
+
 s=$SECONDS
 cat >"$WORK/reg.yml" <<YML
 version: 0.1
@@ -673,7 +789,7 @@ if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
     skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/img/layout:gzip" "docker://$REG/it/img:gzip" >&2 &&
     skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/img/layout-zstd:zstd" "docker://$REG/it/img:zstd" >&2; then
     pass "registry with the test images, cri-pull built" "$s"
-    for b in "${BACKENDS[@]}"; do
+    for b in "${MATRIX[@]}"; do
         for c in "${COMPRESSIONS[@]}"; do
             cri_round "$b" "$c" cri-pull
             if [[ $V != 1.6 ]]; then
@@ -681,6 +797,13 @@ if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
                 cri_round "$b" "$c" local
             fi
         done
+    done
+    lazy_image &&
+    for f in estargz zstdchunked; do
+        lazy_convert "$f" || continue
+        lazy_round "$f" rpull
+        lazy_round "$f" cri-pull
+        [[ $V != 1.6 ]] && lazy_round "$f" transfer
     done
 else
     fail "registry for the offload test" "see $LOGS/registry.log"

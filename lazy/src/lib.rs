@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backend;
 mod error;
 pub mod estargz;
 pub mod fs;

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use strata_lazy::backend::{Lazy, LazyLayout};
+use strata_snapshotters::Metadata;
 use strata_snapshotters::Snapshotter;
 use strata_snapshotters::btrfs::Btrfs;
 use strata_snapshotters::native::Native;
-use strata_snapshotters::overlay::Overlay;
+use strata_snapshotters::overlay::{Overlay, OverlayLayout};
 
+use crate::config::Config;
 use crate::snapshots_api::Disabled;
 
 /// Opens every backend under `dir` (`<root>/snapshots`); a backend that cannot start is logged
@@ -16,6 +19,7 @@ use crate::snapshots_api::Disabled;
 pub async fn open(
     db: Arc<strata_core::db::rocksdb::DB>,
     dir: &Path,
+    config: &Config,
 ) -> (BTreeMap<String, Arc<dyn Snapshotter>>, Disabled) {
     let mut on: BTreeMap<String, Arc<dyn Snapshotter>> = BTreeMap::new();
     let mut off = Disabled::new();
@@ -31,6 +35,14 @@ pub async fn open(
         }
         Err(e) => disable(&mut off, "strata-native", e.to_string()),
     }
+    if config.lazy.enabled {
+        match open_lazy(db.clone(), &dir.join("lazy"), config) {
+            Ok(b) => {
+                on.insert("strata-lazy".into(), Arc::new(b));
+            }
+            Err(e) => disable(&mut off, "strata-lazy", e.to_string()),
+        }
+    }
     // Only where `<root>/snapshots/btrfs` is on btrfs (a loop mount in CI).
     match Btrfs::new(db, dir.join("btrfs")) {
         Ok(b) => {
@@ -44,4 +56,24 @@ pub async fn open(
 fn disable(off: &mut Disabled, name: &str, reason: String) {
     tracing::warn!(backend = name, %reason, "backend disabled");
     off.insert(name.to_string(), reason);
+}
+
+/// `strata-lazy`: overlay layers, eStargz and zstd:chunked ones served lazily from the registry
+/// (`strata_lazy::backend`).
+fn open_lazy(
+    db: Arc<strata_core::db::rocksdb::DB>,
+    dir: &Path,
+    config: &Config,
+) -> strata_snapshotters::Result<Lazy> {
+    let index_off = Path::new("/sys/module/overlay/parameters/index").exists();
+    let rt = tokio::runtime::Handle::current();
+    let registry = strata_registry::Registry::new(config.registry.clone())
+        .map_err(|e| strata_snapshotters::Error::io("registry client", e))?;
+    let layout = LazyLayout::new(
+        OverlayLayout { index_off },
+        strata_lazy::backend::registry_opener(registry, rt.clone()),
+        rt,
+        config.lazy.layer.clone(),
+    );
+    Lazy::with_layout(&Metadata::shared(db), "lazy", dir, layout)
 }

@@ -143,7 +143,14 @@ impl Server {
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn init_logs(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+    // fuse3 warns of every reply to a request the kernel already dropped (the reading process
+    // was killed): ENOENT, which its own message says to ignore. Kept out of the daemon's log
+    // unless the level names fuse3.
+    let spec = match config.log_level.contains("fuse3") {
+        true => config.log_level.clone(),
+        false => format!("{},fuse3=error", config.log_level),
+    };
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!(
             "strata-proxy: bad --log-level {:?}: {e}; using info",
             config.log_level

@@ -83,6 +83,8 @@ pub struct FileConfig {
     pub gc: Option<GcFile>,
     pub unpack: Option<UnpackFile>,
     pub offload: Option<OffloadFile>,
+    pub registry: Option<strata_registry::RegistryConfig>,
+    pub lazy: Option<LazyFile>,
     pub state: Option<PathBuf>,
     pub tasks: Option<TasksFile>,
 }
@@ -178,6 +180,39 @@ impl OffloadFile {
     }
 }
 
+/// The `[lazy]` table: the `strata-lazy` backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LazyFile {
+    /// Whether `strata-lazy` is served (default true).
+    pub enabled: Option<bool>,
+    /// Decompressed chunks kept in memory per lazy layer, in MiB (default 64).
+    pub cache_mib: Option<usize>,
+    /// Whether each lazy layer is copied in the background, after which reads are local
+    /// (default true).
+    pub background_fill: Option<bool>,
+}
+
+/// The resolved `[lazy]` settings.
+#[derive(Debug, Clone)]
+pub struct LazySettings {
+    pub enabled: bool,
+    pub layer: strata_lazy::backend::LazyConfig,
+}
+
+impl LazyFile {
+    fn resolve(self) -> LazySettings {
+        let d = strata_lazy::backend::LazyConfig::default();
+        LazySettings {
+            enabled: self.enabled.unwrap_or(true),
+            layer: strata_lazy::backend::LazyConfig {
+                cache_bytes: self.cache_mib.map_or(d.cache_bytes, |m| m << 20),
+                background_fill: self.background_fill.unwrap_or(d.background_fill),
+            },
+        }
+    }
+}
+
 /// The `[unpack]` table: limits of layer application (the runtime's Diff service).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +279,10 @@ pub struct Config {
     pub gc: strata_runtime::GcConfig,
     pub unpack: strata_runtime::UnpackConfig,
     pub offload: crate::offload::OffloadConfig,
+    /// How registries are reached (the offload's and strata-lazy's fetches); hosts of
+    /// `[offload] insecure_registries` are reached over plain HTTP too.
+    pub registry: strata_registry::RegistryConfig,
+    pub lazy: LazySettings,
     pub tasks: strata_runtime::TaskConfig,
 }
 
@@ -282,6 +321,7 @@ impl Config {
                 .map(|f| parse_proxy_flag(f))
                 .collect::<anyhow::Result<_>>()?,
         };
+        let offload = file.offload.unwrap_or_default().resolve();
         Ok(Config {
             root: absolute_root(&root)?,
             proxies: proxy_sockets(address.clone(), &runtime_address, extra)?,
@@ -299,7 +339,9 @@ impl Config {
                 .unwrap_or_else(|| "strata-overlay".into()),
             gc: file.gc.unwrap_or_default().resolve(),
             unpack: file.unpack.unwrap_or_default().resolve(),
-            offload: file.offload.unwrap_or_default().resolve(),
+            registry: registry_config(file.registry.unwrap_or_default(), &offload),
+            lazy: file.lazy.unwrap_or_default().resolve(),
+            offload,
             tasks: {
                 let defaults = strata_runtime::TaskConfig::default();
                 let t = file.tasks.unwrap_or_default();
@@ -327,6 +369,19 @@ fn absolute_root(root: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(abs)
+}
+
+/// `[registry]` with the hosts of `[offload] insecure_registries` added to its plain-HTTP ones.
+fn registry_config(
+    mut r: strata_registry::RegistryConfig,
+    offload: &crate::offload::OffloadConfig,
+) -> strata_registry::RegistryConfig {
+    for h in &offload.insecure_registries {
+        if !r.plain_http.contains(h) {
+            r.plain_http.push(h.clone());
+        }
+    }
+    r
 }
 
 #[cfg(test)]

@@ -44,7 +44,11 @@ pub struct Stores {
 }
 
 /// Opens the database and every store under `root`: the built-in backends, then `registered`.
-pub(crate) async fn open_stores(root: &Path, registered: Registered) -> anyhow::Result<Stores> {
+pub(crate) async fn open_stores(
+    root: &Path,
+    config: &Config,
+    registered: Registered,
+) -> anyhow::Result<Stores> {
     let cfs: Vec<&str> = strata_content::COLUMN_FAMILIES
         .iter()
         .chain(strata_snapshotters::COLUMN_FAMILIES)
@@ -55,7 +59,7 @@ pub(crate) async fn open_stores(root: &Path, registered: Registered) -> anyhow::
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
     clear_scratch(&root.join("tmp"));
     let dir = root.join("snapshots");
-    let (mut backends, mut disabled) = crate::backends::open(db.clone(), &dir).await;
+    let (mut backends, mut disabled) = crate::backends::open(db.clone(), &dir, config).await;
     open_registered(registered, &db, &dir, &mut backends, &mut disabled)?;
     // Directories no record references: left by a crash between a removal's record and its
     // files (a garbage collection sweep, a Remove). Nothing is being created yet.
@@ -255,14 +259,19 @@ fn proxy_services(stores: &Stores, config: &Config, view: &str) -> ProxyServices
     )
     .with_view(view);
     if config.offload.enabled {
-        let scratch = config.root.join("tmp");
-        let off = Offload::new(
-            stores.content.clone(),
-            &config.offload,
-            scratch,
-            config.unpack.clone(),
-        );
-        proxy_snapshots = proxy_snapshots.with_offload(off);
+        match strata_registry::Registry::new(config.registry.clone()) {
+            Ok(registry) => {
+                let scratch = config.root.join("tmp");
+                let off = Offload::new(
+                    stores.content.clone(),
+                    registry,
+                    scratch,
+                    config.unpack.clone(),
+                );
+                proxy_snapshots = proxy_snapshots.with_offload(off);
+            }
+            Err(e) => tracing::warn!(error = %e, "unpack offload off: the registry client"),
+        }
     }
     let snapshots = SnapshotsServer::new(SnapshotsService::new(proxy_snapshots))
         .max_decoding_message_size(MAX_MESSAGE)
@@ -357,7 +366,7 @@ pub(crate) async fn run(
         false => RootLock::acquire(&config.root)?,
     };
     let _state_lock = RootLock::acquire_state(&config.tasks.state)?;
-    let stores = open_stores(&config.root, registered).await?;
+    let stores = open_stores(&config.root, &config, registered).await?;
     let runtime = open_runtime(&stores, &config)?;
     let metrics = match &config.metrics_address {
         Some(a) => {

@@ -144,6 +144,7 @@ impl SnapshotsApi for ProxySnapshots {
         let b = self.backend(sn)?;
         if let Some(off) = &self.offload
             && let Some(target) = labels.get(SNAPSHOT_REF)
+            && !b.serves_remotely(key, parent, &labels)
         {
             match off.serve(b, &self.view, parent, &labels).await {
                 Ok(true) => {

@@ -188,6 +188,10 @@ impl<L: Layout> Backend<L> {
 
 #[async_trait::async_trait]
 impl<L: Layout> Snapshotter for Backend<L> {
+    fn serves_remotely(&self, key: &str, parent: &str, labels: &Labels) -> bool {
+        self.inner.1.remote(key, parent, labels).is_some()
+    }
+
     async fn stat(&self, view: &str, key: &str) -> Result<Info> {
         let (view, key) = (view.to_string(), key.to_string());
         self.run(move |b, _| Ok(b.ms.get_info(&view, &key)?.1))

@@ -120,6 +120,12 @@ pub trait Snapshotter: Send + Sync + 'static {
     async fn usage(&self, view: &str, key: &str) -> Result<Usage>;
     /// Mounts of an active or view snapshot.
     async fn mounts(&self, view: &str, key: &str) -> Result<Vec<Mount>>;
+    /// Whether a Prepare of `key` with `labels` would be answered by this backend itself as a
+    /// remote snapshotter ([`crate::Layout::remote`]): the daemon then leaves it to the backend
+    /// instead of unpacking the layer for containerd.
+    fn serves_remotely(&self, _key: &str, _parent: &str, _labels: &Labels) -> bool {
+        false
+    }
     /// A writable snapshot on top of the committed `parent` (`""` = empty).
     async fn prepare(
         &self,

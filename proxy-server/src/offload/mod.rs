@@ -13,8 +13,6 @@
 //! the layer the usual way. Layer blobs fetched this way are not kept: containerd's metadata
 //! does not know them, and its garbage collector would remove them.
 
-pub mod registry;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,11 +20,10 @@ use std::sync::Arc;
 use strata_content::ContentStore;
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
+use strata_registry::{ImageRef, Registry};
 use strata_runtime::UnpackConfig;
 use strata_snapshotters::{Kind, Snapshotter};
 use tokio::runtime::Handle;
-
-use registry::{ImageRef, Registry};
 
 /// The label naming the snapshot a Prepare is meant to become.
 pub const SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
@@ -57,6 +54,8 @@ impl Default for OffloadConfig {
 pub struct Offload {
     content: ContentStore,
     registry: Registry,
+    /// The registries fetched from (`host[:port]`).
+    sources: Vec<String>,
     scratch: PathBuf,
     unpack: UnpackConfig,
 }
@@ -68,15 +67,21 @@ enum Source {
 }
 
 impl Offload {
+    /// The offload over `content`, fetching with `registry` from the registries its
+    /// configuration names (plain-HTTP hosts and `[registry.hosts]`): any other image's
+    /// layers go containerd's own way.
     pub fn new(
         content: ContentStore,
-        config: &OffloadConfig,
+        registry: Registry,
         scratch: PathBuf,
         unpack: UnpackConfig,
     ) -> Self {
+        let c = registry.config();
+        let sources = c.plain_http.iter().chain(c.hosts.keys()).cloned().collect();
         Offload {
             content,
-            registry: Registry::new(config.insecure_registries.clone()),
+            registry,
+            sources,
             scratch,
             unpack,
         }
@@ -155,8 +160,8 @@ impl Offload {
         }
         let image = labels.get(CRI_IMAGE).or_else(|| labels.get(STARGZ_IMAGE))?;
         let image = ImageRef::parse(image)?;
-        self.registry
-            .allows(&image)
+        self.sources
+            .contains(&image.host)
             .then_some((digest, Source::Registry(image)))
     }
 

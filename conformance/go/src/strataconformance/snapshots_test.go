@@ -24,7 +24,7 @@ import (
 func snapshotterNames() []string {
 	env := os.Getenv("STRATA_SNAPSHOTTERS")
 	if env == "" {
-		env = "strata-overlay,strata-native"
+		env = "strata-overlay,strata-native,strata-lazy"
 	}
 	if btrfsRoot() != "" && !strings.Contains(env, "strata-btrfs") {
 		env += ",strata-btrfs"

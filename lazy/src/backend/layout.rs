@@ -1,0 +1,291 @@
+//! [`LazyLayout`]: overlay snapshots, except that a committed layer containerd's unpacker asks
+//! for with eStargz labels is served from a FUSE mount of the remote layer instead of being
+//! downloaded and unpacked (containerd's remote-snapshotter protocol, through
+//! [`Layout::remote`]).
+//!
+//! A lazy snapshot's directory holds `lazy.json` (its [`LayerRef`]), `fs` (the FUSE mount
+//! point, an overlay lower layer like any other layer's `fs`) and, once the background fill is
+//! done, `blob` (the verified layer; `blob.part` while filling).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use strata_snapshotters::fsutil::Dirs;
+use strata_snapshotters::metastore::Snapshot;
+use strata_snapshotters::overlay::OverlayLayout;
+use strata_snapshotters::{Error, Kind, Labels, Layout, Mount, NewSnapshot, Result, Usage};
+use tokio::runtime::Handle;
+
+use super::labels::{LayerRef, SNAPSHOT_REF};
+use super::source::BlobSource;
+use crate::RangeSource;
+use crate::estargz::Layer;
+use crate::fs::{MountOptions, Mounted};
+
+/// Opens the remote blob a [`LayerRef`] names (the registry client; tests pass their own).
+pub type Opener = Arc<dyn Fn(&LayerRef) -> io::Result<Arc<dyn RangeSource>> + Send + Sync>;
+
+/// Tuning of the lazy backend.
+#[derive(Debug, Clone)]
+pub struct LazyConfig {
+    /// Decompressed chunks kept in memory per layer.
+    pub cache_bytes: usize,
+    /// Whether each lazy layer is copied in the background, after which reads are local.
+    pub background_fill: bool,
+}
+
+impl Default for LazyConfig {
+    fn default() -> Self {
+        LazyConfig {
+            cache_bytes: crate::estargz::cache::DEFAULT_BUDGET,
+            background_fill: true,
+        }
+    }
+}
+
+type LazyLayer = Arc<Layer<BlobSource>>;
+
+/// The `strata-lazy` layout.
+pub struct LazyLayout {
+    overlay: OverlayLayout,
+    opener: Opener,
+    rt: Handle,
+    config: LazyConfig,
+    /// Mounted lazy layers by snapshot directory.
+    served: Mutex<HashMap<PathBuf, Mounted>>,
+    /// Layers opened by `fill`, mounted by `install`.
+    pending: Mutex<HashMap<PathBuf, LazyLayer>>,
+}
+
+impl std::fmt::Debug for LazyLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyLayout")
+            .field("config", &self.config)
+            .field("served", &lock(&self.served).len())
+            .finish()
+    }
+}
+
+const LAZY_JSON: &str = "lazy.json";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+    Error::io(format!("{what}"), io::Error::other(e.to_string()))
+}
+
+impl LazyLayout {
+    /// Lazy layers opened through `opener`, mounted and filled on the tokio runtime `rt`.
+    pub fn new(overlay: OverlayLayout, opener: Opener, rt: Handle, config: LazyConfig) -> Self {
+        LazyLayout {
+            overlay,
+            opener,
+            rt,
+            config,
+            served: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens the layer of snapshot directory `dir`: the local copy when the fill finished,
+    /// else the registry.
+    fn open_layer(&self, dir: &Path, r: &LayerRef) -> Result<LazyLayer> {
+        let blob = dir.join("blob");
+        let src = match std::fs::File::open(&blob) {
+            Ok(f) => BlobSource::local(f),
+            Err(_) => (self.opener)(r).and_then(BlobSource::remote),
+        }
+        .map_err(|e| io_err(format!("open layer {} of {}", r.digest, r.image), e))?;
+        let layer = Layer::open(src, &r.toc_digest)
+            .map_err(|e| io_err(format!("layer {}", r.digest), e))?
+            .with_cache_budget(self.config.cache_bytes);
+        Ok(Arc::new(layer))
+    }
+
+    /// Mounts `layer` on `<dir>/fs` and starts its background fill.
+    fn serve(&self, dir: &Path, r: &LayerRef, layer: LazyLayer) -> Result<()> {
+        let fs = dir.join("fs");
+        let mounted = self
+            .rt
+            .block_on(crate::fs::mount(
+                layer.clone(),
+                &fs,
+                &MountOptions::default(),
+            ))
+            .map_err(|e| io_err(format!("mount {}", fs.display()), e))?;
+        lock(&self.served).insert(dir.to_path_buf(), mounted);
+        if self.config.background_fill && !layer.source().is_local() {
+            let (part, done, digest) = (dir.join("blob.part"), dir.join("blob"), r.digest.clone());
+            self.rt
+                .spawn_blocking(move || match layer.source().fill(&part, &done, &digest) {
+                    Ok(()) => tracing::info!(%digest, "lazy layer filled; reads are local"),
+                    Err(e) => tracing::warn!(%digest, error = %e, "lazy layer fill failed"),
+                });
+        }
+        Ok(())
+    }
+
+    /// Serves the lazy layer of `dir` if it is one and is not served (after a restart).
+    fn ensure(&self, dir: &Path) -> Result<()> {
+        let Some(r) = read_ref(dir)? else {
+            return Ok(());
+        };
+        if lock(&self.served).contains_key(dir) {
+            return Ok(());
+        }
+        detach(&dir.join("fs"));
+        let layer = self
+            .open_layer(dir, &r)
+            .map_err(|e| Error::Unavailable(format!("lazy layer {}: {e}", r.digest)))?;
+        self.serve(dir, &r, layer)
+    }
+
+    /// Unmounts the lazy layer of `dir`, if any.
+    fn unserve(&self, dir: &Path) {
+        let served = lock(&self.served).remove(dir);
+        if let Some(m) = served
+            && let Err(e) = self.rt.block_on(m.unmount())
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "unmounting a lazy layer");
+        }
+        detach(&dir.join("fs"));
+    }
+
+    fn fill_lazy(&self, tmp: &Path, r: &LayerRef) -> Result<()> {
+        let fs = tmp.join("fs");
+        std::fs::create_dir(&fs).map_err(|e| Error::io(format!("mkdir {}", fs.display()), e))?;
+        let layer = self.open_layer(tmp, r)?;
+        let json = serde_json::to_vec(r).map_err(|e| io_err("encode lazy.json", e))?;
+        let path = tmp.join(LAZY_JSON);
+        std::fs::File::create(&path)
+            .and_then(|mut f| {
+                io::Write::write_all(&mut f, &json)?;
+                f.sync_all()
+            })
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        lock(&self.pending).insert(tmp.to_path_buf(), layer);
+        Ok(())
+    }
+}
+
+/// The [`LayerRef`] of snapshot directory `dir`, if it is a lazy one.
+fn read_ref(dir: &Path) -> Result<Option<LayerRef>> {
+    let path = dir.join(LAZY_JSON);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| io_err(format!("read {}", path.display()), e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+    }
+}
+
+/// Detaches whatever is mounted on `path` (a FUSE mount a killed daemon left); nothing
+/// mounted is fine.
+fn detach(path: &Path) {
+    if let Err(e) = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        && !matches!(e, nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot detach a lazy mount");
+    }
+}
+
+impl Layout for LazyLayout {
+    fn own_dir(&self, kind: Kind, has_parent: bool) -> bool {
+        self.overlay.own_dir(kind, has_parent)
+    }
+
+    fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
+        match LayerRef::from_labels(new.labels).filter(|_| new.kind == Kind::Committed) {
+            Some(r) => self.fill_lazy(tmp, &r),
+            None => self.overlay.fill(dirs, tmp, new),
+        }
+    }
+
+    fn install(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
+        let layer = lock(&self.pending).remove(tmp);
+        dirs.install(tmp, id)?;
+        let Some(layer) = layer else {
+            return Ok(());
+        };
+        let dir = dirs.path(id);
+        let served = read_ref(&dir).and_then(|r| {
+            let r = r.ok_or_else(|| io_err(dir.display(), "lazy.json is missing"))?;
+            self.serve(&dir, &r, layer)
+        });
+        if served.is_err() {
+            self.unserve(&dir);
+            let _ = dirs.remove(id);
+        }
+        served
+    }
+
+    fn remote(&self, _key: &str, _parent: &str, labels: &Labels) -> Option<String> {
+        LayerRef::from_labels(labels)?;
+        labels.get(SNAPSHOT_REF).cloned()
+    }
+
+    fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
+        let own = (snap.kind == Kind::Committed).then_some(snap.id);
+        for id in snap.parent_ids.iter().copied().chain(own) {
+            self.ensure(&dirs.path(id))?;
+        }
+        self.overlay.mounts(dirs, snap)
+    }
+
+    fn data_dir(&self, dirs: &Dirs, id: u64) -> PathBuf {
+        self.overlay.data_dir(dirs, id)
+    }
+
+    fn usage(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Usage> {
+        let dir = dirs.path(snap.id);
+        if read_ref(&dir)?.is_none() {
+            return self.overlay.usage(dirs, snap);
+        }
+        let size = ["blob", "blob.part"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+        Ok(Usage {
+            size: size as i64,
+            inodes: 1,
+        })
+    }
+
+    fn remove_dir(&self, dirs: &Dirs, id: u64) -> Result<()> {
+        self.unserve(&dirs.path(id));
+        dirs.remove(id)
+    }
+
+    fn cleanup(&self, dirs: &Dirs, live: &HashSet<u64>) -> Result<()> {
+        let root = dirs.path(0);
+        let root = root.parent().unwrap_or(Path::new("/"));
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
+                if !id.is_some_and(|id| live.contains(&id)) {
+                    self.unserve(&e.path());
+                }
+            }
+        }
+        dirs.cleanup(live)
+    }
+
+    fn open(&self, dir: &Path) -> Result<()> {
+        // Mounts a killed daemon left are dead (ENOTCONN): detach them before anything walks
+        // the directories; the layers are served again on first use.
+        if let Ok(entries) = std::fs::read_dir(dir.join("snapshots")) {
+            for e in entries.flatten() {
+                if e.path().join(LAZY_JSON).exists() {
+                    detach(&e.path().join("fs"));
+                }
+            }
+        }
+        self.overlay.open(dir)
+    }
+}
