@@ -242,6 +242,79 @@ async fn after_a_restart_lazy_layers_are_served_again() {
     assert!(fuse_mounts_under(tmp.path()).is_empty());
 }
 
+/// A registry that can go down: reads fail while `down` is set.
+struct Flaky {
+    blob: Vec<u8>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RangeSource for Flaky {
+    fn size(&self) -> io::Result<u64> {
+        self.blob.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("registry down"));
+        }
+        self.blob.read_at(offset, buf)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_going_down_gives_readers_eio_and_reads_resume_when_it_returns() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = down.clone();
+    let opener: Opener = Arc::new(move |_r: &LayerRef| {
+        Ok(Arc::new(Flaky {
+            blob: fixture(),
+            down: flag.clone(),
+        }) as Arc<dyn RangeSource>)
+    });
+    let b = open(tmp.path(), opener, false);
+    let labels = lazy_labels("sha256:chain1", LAYER_DIGEST, TOC_DIGEST);
+    expect_remote(&b, "extract-1 sha256:chain1", "sha256:chain1", "", labels).await;
+    let mounts = b
+        .prepare(V, "rootfs", "sha256:chain1", Labels::new())
+        .await
+        .unwrap();
+    let target = tmp.path().join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    mount::mount_all(&mounts, &target).unwrap();
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = std::fs::read(target.join("etc/big.bin"));
+    let listed = std::fs::read_dir(target.join("etc")).map(|d| {
+        let mut names: Vec<String> = d
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    });
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let again = std::fs::read(target.join("etc/big.bin"));
+    mount::unmount_all(&target).unwrap();
+    assert_eq!(
+        failed.unwrap_err().raw_os_error(),
+        Some(libc::EIO),
+        "a read the registry cannot serve is EIO"
+    );
+    // (`gone`, the layer's whiteout, is listed: overlayfs passes a directory only one layer
+    // has straight through, as it does for containerd's own unpack of this layer.)
+    assert_eq!(
+        listed.unwrap(),
+        ["big.bin", "gone", "hard", "hello.txt", "link"],
+        "metadata comes from the TOC: listing works with the registry down"
+    );
+    assert_eq!(
+        again.unwrap().len(),
+        50_000,
+        "reads resume once the registry is back"
+    );
+    b.remove(V, "rootfs").await.unwrap();
+    b.remove(V, "sha256:chain1").await.unwrap();
+}
+
 /// Where [`open`] keeps one directory per snapshot.
 fn data_dir(root: &Path) -> PathBuf {
     root.join("lazy/snapshots")
