@@ -57,6 +57,10 @@ pub struct LazyLayout {
     served: Mutex<HashMap<PathBuf, Mounted>>,
     /// Layers opened by `fill`, mounted by `install`.
     pending: Mutex<HashMap<PathBuf, LazyLayer>>,
+    /// Snapshot directories known not to be lazy (checked once each).
+    plain: Mutex<HashSet<PathBuf>>,
+    /// Held while a lazy layer is mounted again (after a restart).
+    remounting: Mutex<()>,
 }
 
 impl std::fmt::Debug for LazyLayout {
@@ -88,6 +92,8 @@ impl LazyLayout {
             config,
             served: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            plain: Mutex::new(HashSet::new()),
+            remounting: Mutex::new(()),
         }
     }
 
@@ -131,9 +137,16 @@ impl LazyLayout {
 
     /// Serves the lazy layer of `dir` if it is one and is not served (after a restart).
     fn ensure(&self, dir: &Path) -> Result<()> {
+        if lock(&self.served).contains_key(dir) || lock(&self.plain).contains(dir) {
+            return Ok(());
+        }
         let Some(r) = read_ref(dir)? else {
+            // Snapshot directories are never reused: a plain one stays plain.
+            lock(&self.plain).insert(dir.to_path_buf());
             return Ok(());
         };
+        // One remount at a time, so two Prepares on one layer cannot mount it twice.
+        let _one = lock(&self.remounting);
         if lock(&self.served).contains_key(dir) {
             return Ok(());
         }
@@ -146,6 +159,7 @@ impl LazyLayout {
 
     /// Unmounts the lazy layer of `dir`, if any.
     fn unserve(&self, dir: &Path) {
+        lock(&self.plain).remove(dir);
         let served = lock(&self.served).remove(dir);
         if let Some(m) = served
             && let Err(e) = self.rt.block_on(m.unmount())
