@@ -180,6 +180,8 @@ REG=127.0.0.1:$REG_PORT
 start_strata() {
     # The unpack offload may fetch layers from the loopback registry below over plain HTTP.
     printf '[offload]\ninsecure_registries = ["%s"]\n' "$REG" >"$WORK/strata.toml"
+    # LAZY_FILL=false: strata-lazy reads only what containers touch (the bytes-fetched check).
+    printf '[lazy]\nbackground_fill = %s\n' "${LAZY_FILL:-true}" >>"$WORK/strata.toml"
     # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
     setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" --config "$WORK/strata.toml" \
         --runtime-address "$(dirname "$SSOCK")/runtime.sock" --state "$WORK/strata-state" \
@@ -670,7 +672,8 @@ cri_round() { # backend compression puller (cri-pull, transfer or local)
 # containerd's overlayfs unpack of the gzip original, it must run again after a strata restart,
 # and image rm + GC must leave no snapshot and no FUSE mount behind.
 # The lazy rounds' source: the test image with its GNU sparse file written as a regular one of
-# LAZY_SPARSE bytes (ctr-remote cannot convert sparse entries), pushed as it/img:plain.
+# LAZY_SPARSE bytes (ctr-remote cannot convert sparse entries) and 8 MiB of random bytes no
+# container check reads (lazy/unread.bin), pushed as it/img:plain.
 LAZY_SPARSE=$((16 * 1024 * 1024))
 lazy_image() {
     local d=$WORK/img-plain s=$SECONDS
@@ -678,6 +681,8 @@ lazy_image() {
         STRATA_IT_PLAIN_SPARSE=1 python3 "$it/build_image.py" "$d" plain "$LAZY_SPARSE" >&2 &&
         umoci unpack --image "$d/layout:plain" "$d/bundle" >&2 &&
         "$it/umoci_layer.sh" "$d/bundle/rootfs" &&
+        mkdir "$d/bundle/rootfs/lazy" &&
+        head -c $((8 * 1024 * 1024)) /dev/urandom >"$d/bundle/rootfs/lazy/unread.bin" &&
         umoci repack --image "$d/layout:plain" "$d/bundle" >&2 &&
         LAZY_CHAIN=$(python3 "$it/build_image.py" --chain-id "$d/layout") &&
         skopeo copy --quiet --dest-tls-verify=false "oci:$d/layout:plain" "docker://$REG/it/img:plain" >&2 ||
@@ -708,6 +713,13 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
         transfer) pull=("${lctr[@]}" image pull --plain-http --snapshotter strata-lazy) ;;
     esac
     mkdir -p "$da" "$db"
+    local n0 total fetched
+    if [[ $2 == rpull ]]; then
+        # The first run with the background fill off: what the pull and the container touch.
+        stop_strata && LAZY_FILL=false start_strata && NS=$ns wait_reconnect strata-lazy 30 ||
+            { fail "$tag: restart with the background fill off" "see $LOGS/strata.log"; return; }
+    fi
+    n0=$(wc -l <"$LOGS/registry.log")
     if ! out=$("${pull[@]}" "$ref" 2>&1); then
         fail "$tag: pull" "$out"
         return
@@ -731,6 +743,20 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
     [[ $rc -eq 0 ]] && pass "$tag: $mounts layers served lazily (containerd fetched none)" "$s"
     s=$SECONDS
     NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: container checks" strata-lazy "$ref" "lazy-$RANDOM" && pass "$tag: container checks" "$s"
+    if [[ $2 == rpull ]]; then
+        # Layer bytes Strata fetched (its user agent, in the registry's access log) for the
+        # pull and the first run, against the layers' compressed size in the manifest.
+        fetched=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
+            awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && ($9 == 200 || $9 == 206) { n += $10 } END { print n + 0 }')
+        total=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/it/img/manifests/$f" |
+            python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
+        # lazy/unread.bin alone is 8 of the ~9 MiB: a lazy pull fetches less than half.
+        if [[ -n $total && $fetched -gt 0 && $((fetched * 2)) -lt $total ]]; then
+            pass "$tag: pull + first run fetched $fetched of the layers' $total bytes ($((fetched * 100 / total))%)"
+        else
+            fail "$tag: bytes fetched" "fetched $fetched of ${total:-?} bytes (expected some, and less than half)"
+        fi
+    fi
     s=$SECONDS
     if ! "${lctr[@]}" snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
         ! "${lctr[@]}" image pull --plain-http --snapshotter overlayfs "$src" >/dev/null ||
@@ -760,6 +786,24 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
         else
             fail "$tag: restart" "strata did not restart; see $LOGS/strata.log"
         fi
+        # Once the background fill has every layer, the registry is not needed any more.
+        s=$SECONDS
+        local i filled=0
+        for ((i = 0; i < 300; i++)); do
+            filled=$(find "$SROOT/snapshots/lazy/snapshots" -mindepth 2 -maxdepth 2 -name blob | wc -l)
+            [[ $filled -ge 4 ]] && break
+            sleep 0.2
+        done
+        if [[ $filled -lt 4 ]]; then
+            fail "$tag: background fill" "$filled of 4 layers filled after 60 s"
+        else
+            stop_pid "$reg_pid" 5
+            # New mounts of filled layers need no registry either: restart strata too.
+            stop_strata && start_strata && NS=$ns wait_reconnect strata-lazy 30 &&
+                NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: registry stopped after the fill" strata-lazy "$ref" "lazy-$RANDOM" &&
+                pass "$tag: after the background fill, with the registry stopped and strata restarted, a new container runs" "$s"
+            start_registry || fail "$tag: registry restart" "see $LOGS/registry.log"
+        fi
     fi
     s=$SECONDS
     "${lctr[@]}" image rm --sync "$ref" >/dev/null 2>&1
@@ -780,8 +824,14 @@ http: {addr: $REG}
 log: {level: warn}
 YML
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
-setsid docker-registry serve "$WORK/reg.yml" >>"$LOGS/registry.log" 2>&1 &
-reg_pid=$!
+start_registry() {
+    local i
+    setsid docker-registry serve "$WORK/reg.yml" >>"$LOGS/registry.log" 2>&1 &
+    reg_pid=$!
+    for ((i = 0; i < 50; i++)); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+start_registry
 if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
     go build -o "$WORK/bin/cri-pull" .) >&2 &&
     for ((i = 0; i < 50; i++)); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done &&
