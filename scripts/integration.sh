@@ -703,6 +703,84 @@ lazy_convert() { # format
     pass "lazy $f: converted by ctr-remote, pushed" "$s"
 }
 
+# kill -9 of strata while a container reads its lazy layers (page cache dropped, so the reads
+# reach FUSE): each mount is served by a strata-lazy-serve process of its own, so the container
+# must never see an error, before, during or after strata's restart.
+lazy_kill9() { # tag namespace image
+    local tag=$1 ns=$2 ref=$3 s=$SECONDS cid=lazy-kill-$RANDOM out=$WORK/lazyout oks fails
+    local lctr=(timeout 60 ctr -a "$CSOCK" -n "$ns")
+    mkdir -p "$out" && : >"$out/log"
+    if ! "${lctr[@]}" run -d --snapshotter strata-lazy \
+        --mount "type=bind,src=$out,dst=/out,options=rbind:rw" "$ref" "$cid" /bin/sh -c \
+        'while :; do if cat /lazy/unread.bin /etc/group >/dev/null 2>&1; then echo ok; else echo FAIL; fi >>/out/log; sleep 0.1; done' >/dev/null; then
+        fail "$tag: kill -9" "cannot start the reading container"
+        return
+    fi
+    sleep 1
+    kill -KILL "$strata_pid" && wait "$strata_pid" 2>/dev/null
+    strata_pid=''
+    sync && echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+    start_strata && lazy_reconnect || fail "$tag: kill -9" "strata did not come back"
+    echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+    "${lctr[@]}" task kill -s SIGKILL "$cid" >/dev/null 2>&1
+    sleep 0.5
+    "${lctr[@]}" task rm -f "$cid" >/dev/null 2>&1
+    "${lctr[@]}" container rm "$cid" >/dev/null 2>&1
+    oks=$(grep -c '^ok$' "$out/log") fails=$(grep -c '^FAIL$' "$out/log")
+    if [[ $fails -eq 0 && $oks -ge 10 ]]; then
+        pass "$tag: a container reading its lazy layers across kill -9 + restart of strata: $oks reads, none failed" "$s"
+    else
+        fail "$tag: kill -9" "$oks reads ok, $fails failed"
+    fi
+}
+
+# With the background fill off, an rpull and one container in a namespace of their own: the
+# layer bytes Strata fetched (its user agent in the registry's access log) against the layers'
+# size in the manifest. The lazy source image holds 8 MiB of random bytes no check reads, so a
+# lazy pull must fetch less than half. Then the image is dropped (its servers end with their
+# mounts) and strata restarts with the fill on.
+# containerd redials a proxy plugin only when a call reaches it, and its metadata answers List
+# without the backend: a Prepare in a scratch namespace is what makes it reconnect.
+lazy_reconnect() {
+    local i key=probe-$RANDOM lp=(timeout 10 ctr -a "$CSOCK" -n lazy-probe snapshots --snapshotter strata-lazy)
+    for ((i = 0; i < 300; i++)); do
+        if "${lp[@]}" prepare "$key" >/dev/null 2>&1; then
+            "${lp[@]}" rm "$key" >/dev/null 2>&1
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+lazy_bytes() { # tag format image
+    local tag=$1 f=$2 ref=$3 ns=lazy-$2-bytes s=$SECONDS n0 out total fetched
+    if ! { stop_strata && LAZY_FILL=false start_strata && lazy_reconnect; }; then
+        fail "$tag: restart with the background fill off" "see $LOGS/strata.log"
+        return
+    fi
+    n0=$(wc -l <"$LOGS/registry.log")
+    if ! out=$(timeout 300 ctr-remote -a "$CSOCK" -n "$ns" image rpull --plain-http --snapshotter strata-lazy "$ref" 2>&1); then
+        fail "$tag: bytes fetched" "rpull: $out"
+    elif NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: bytes fetched (container checks)" strata-lazy "$ref" "lazy-$RANDOM"; then
+        fetched=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
+            awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && ($9 == 200 || $9 == 206) { n += $10 } END { print n + 0 }')
+        total=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/it/img/manifests/$f" |
+            python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
+        if [[ -n $total && $fetched -gt 0 && $((fetched * 2)) -lt $total ]]; then
+            pass "$tag: pull + first run fetched $fetched of the layers' $total bytes ($((fetched * 100 / total))%)" "$s"
+        else
+            fail "$tag: bytes fetched" "fetched $fetched of ${total:-?} bytes (expected some, and less than half)"
+        fi
+    fi
+    timeout 60 ctr -a "$CSOCK" -n "$ns" image rm --sync "$ref" >/dev/null 2>&1
+    wait_strata_empty 30 >/dev/null || fail "$tag: bytes fetched" "strata not empty after the image's removal"
+    stop_strata && start_strata && lazy_reconnect ||
+        fail "$tag: restart with the background fill on" "see $LOGS/strata.log"
+}
+
 lazy_round() { # format puller (rpull, cri-pull or transfer)
     local f=$1 tag="lazy $1 ($2)" ns=lazy-$1-$2 src=$REG/it/img:plain ref=$REG/it/img:$1 s=$SECONDS out
     local da=$WORK/mnt/lazy db=$WORK/mnt/lazyref top listed mounts rc=0 pull left
@@ -713,13 +791,7 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
         transfer) pull=("${lctr[@]}" image pull --plain-http --snapshotter strata-lazy) ;;
     esac
     mkdir -p "$da" "$db"
-    local n0 total fetched
-    if [[ $2 == rpull ]]; then
-        # The first run with the background fill off: what the pull and the container touch.
-        stop_strata && LAZY_FILL=false start_strata && NS=$ns wait_reconnect strata-lazy 30 ||
-            { fail "$tag: restart with the background fill off" "see $LOGS/strata.log"; return; }
-    fi
-    n0=$(wc -l <"$LOGS/registry.log")
+    [[ $2 == rpull ]] && lazy_bytes "$tag" "$f" "$ref"
     if ! out=$("${pull[@]}" "$ref" 2>&1); then
         fail "$tag: pull" "$out"
         return
@@ -743,20 +815,6 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
     [[ $rc -eq 0 ]] && pass "$tag: $mounts layers served lazily (containerd fetched none)" "$s"
     s=$SECONDS
     NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: container checks" strata-lazy "$ref" "lazy-$RANDOM" && pass "$tag: container checks" "$s"
-    if [[ $2 == rpull ]]; then
-        # Layer bytes Strata fetched (its user agent, in the registry's access log) for the
-        # pull and the first run, against the layers' compressed size in the manifest.
-        fetched=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
-            awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && ($9 == 200 || $9 == 206) { n += $10 } END { print n + 0 }')
-        total=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/it/img/manifests/$f" |
-            python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
-        # lazy/unread.bin alone is 8 of the ~9 MiB: a lazy pull fetches less than half.
-        if [[ -n $total && $fetched -gt 0 && $((fetched * 2)) -lt $total ]]; then
-            pass "$tag: pull + first run fetched $fetched of the layers' $total bytes ($((fetched * 100 / total))%)"
-        else
-            fail "$tag: bytes fetched" "fetched $fetched of ${total:-?} bytes (expected some, and less than half)"
-        fi
-    fi
     s=$SECONDS
     if ! "${lctr[@]}" snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
         ! "${lctr[@]}" image pull --plain-http --snapshotter overlayfs "$src" >/dev/null ||
@@ -780,12 +838,13 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
         s=$SECONDS
         # wait_reconnect in the pull's namespace: containerd calls a backend only for
         # snapshots a namespace has.
-        if stop_strata && start_strata && NS=$ns wait_reconnect strata-lazy 30; then
+        if stop_strata && start_strata && lazy_reconnect; then
             NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: run after a strata restart" strata-lazy "$ref" "lazy-$RANDOM" &&
                 pass "$tag: run after a strata restart (layers served again)" "$s"
         else
             fail "$tag: restart" "strata did not restart; see $LOGS/strata.log"
         fi
+        lazy_kill9 "$tag" "$ns" "$ref"
         # Once the background fill has every layer, the registry is not needed any more.
         s=$SECONDS
         local i filled=0
@@ -799,7 +858,7 @@ lazy_round() { # format puller (rpull, cri-pull or transfer)
         else
             stop_pid "$reg_pid" 5
             # New mounts of filled layers need no registry either: restart strata too.
-            stop_strata && start_strata && NS=$ns wait_reconnect strata-lazy 30 &&
+            stop_strata && start_strata && lazy_reconnect &&
                 NS=$ns SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: registry stopped after the fill" strata-lazy "$ref" "lazy-$RANDOM" &&
                 pass "$tag: after the background fill, with the registry stopped and strata restarted, a new container runs" "$s"
             start_registry || fail "$tag: registry restart" "see $LOGS/registry.log"

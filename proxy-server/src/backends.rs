@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_lazy::backend::{Lazy, LazyLayout};
+use std::os::unix::fs::OpenOptionsExt as _;
+
+use strata_lazy::backend::{Lazy, LazyLayout, Server};
 use strata_snapshotters::Metadata;
 use strata_snapshotters::Snapshotter;
 use strata_snapshotters::btrfs::Btrfs;
@@ -69,11 +71,51 @@ fn open_lazy(
     let rt = tokio::runtime::Handle::current();
     let registry = strata_registry::Registry::new(config.registry.clone())
         .map_err(|e| strata_snapshotters::Error::io("registry client", e))?;
-    let layout = LazyLayout::new(
+    let mut layout = LazyLayout::new(
         OverlayLayout { index_off },
         strata_lazy::backend::registry_opener(registry, rt.clone()),
         rt,
         config.lazy.layer.clone(),
     );
+    match lazy_server(dir, config) {
+        Ok(Some(server)) => layout = layout.with_server(server),
+        Ok(None) => tracing::info!(
+            "strata-lazy-serve is not beside this binary: lazy layers are served in process \
+             (a restart of the daemon ends their mounts)"
+        ),
+        Err(e) => {
+            return Err(strata_snapshotters::Error::io(
+                "strata-lazy registry settings",
+                e,
+            ));
+        }
+    }
     Lazy::with_layout(&Metadata::shared(db), "lazy", dir, layout)
+}
+
+/// `strata-lazy-serve` beside this binary, with the registry settings written for it to read
+/// (`<dir>/registry.json`, 0600: it may hold credentials); `None` when there is no such program.
+fn lazy_server(dir: &Path, config: &Config) -> std::io::Result<Option<Server>> {
+    let program = std::env::current_exe()?.with_file_name("strata-lazy-serve");
+    if !program.is_file() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    let registry_json = dir.join("registry.json");
+    let tmp = dir.join("registry.json.tmp");
+    let json = serde_json::to_vec(&config.registry).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, &json)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &registry_json)?;
+    Ok(Some(Server {
+        program,
+        registry_json,
+        ready_timeout: std::time::Duration::from_secs(60),
+    }))
 }

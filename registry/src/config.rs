@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How registries are reached.
 ///
@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// username = "puller"
 /// password = "secret"
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Hosts (`host[:port]`, as in image references) reached over plain HTTP; every other host
@@ -52,7 +52,7 @@ impl RegistryConfig {
 }
 
 /// Settings of one registry host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostConfig {
     /// A PEM file of CA certificates trusted for this host, besides the system's roots.

@@ -6,6 +6,9 @@
 //! A lazy snapshot's directory holds `lazy.json` (its [`LayerRef`]), `fs` (the FUSE mount
 //! point, an overlay lower layer like any other layer's `fs`) and, once the background fill is
 //! done, `blob` (the verified layer; `blob.part` while filling).
+//!
+//! Mounts are served in this process, or, with [`LazyLayout::with_server`] (what the daemon
+//! does), each by a `strata-lazy-serve` process that outlives the daemon ([`Server`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -19,10 +22,11 @@ use strata_snapshotters::{Error, Kind, Labels, Layout, Mount, NewSnapshot, Resul
 use tokio::runtime::Handle;
 
 use super::labels::{LayerRef, SNAPSHOT_REF};
+use super::serve::{self, LAZY_JSON, Server, is_served};
 use super::source::BlobSource;
 use crate::RangeSource;
 use crate::estargz::Layer;
-use crate::fs::{MountOptions, Mounted};
+use crate::fs::Mounted;
 
 /// Opens the remote blob a [`LayerRef`] names (the registry client; tests pass their own).
 pub type Opener = Arc<dyn Fn(&LayerRef) -> io::Result<Arc<dyn RangeSource>> + Send + Sync>;
@@ -61,6 +65,8 @@ pub struct LazyLayout {
     plain: Mutex<HashSet<PathBuf>>,
     /// Held while a lazy layer is mounted again (after a restart).
     remounting: Mutex<()>,
+    /// Serve each layer from a process of its own instead of this one.
+    server: Option<Server>,
 }
 
 impl std::fmt::Debug for LazyLayout {
@@ -71,8 +77,6 @@ impl std::fmt::Debug for LazyLayout {
             .finish()
     }
 }
-
-const LAZY_JSON: &str = "lazy.json";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -94,50 +98,50 @@ impl LazyLayout {
             pending: Mutex::new(HashMap::new()),
             plain: Mutex::new(HashSet::new()),
             remounting: Mutex::new(()),
+            server: None,
         }
     }
 
-    /// Opens the layer of snapshot directory `dir`: the local copy when the fill finished,
-    /// else the registry.
+    /// Serves every lazy layer from a `strata-lazy-serve` process of its own, which keeps the
+    /// mount served across restarts and crashes of this process.
+    pub fn with_server(mut self, server: Server) -> Self {
+        self.server = Some(server);
+        self
+    }
+
     fn open_layer(&self, dir: &Path, r: &LayerRef) -> Result<LazyLayer> {
-        let blob = dir.join("blob");
-        let src = match std::fs::File::open(&blob) {
-            Ok(f) => BlobSource::local(f),
-            Err(_) => (self.opener)(r).and_then(BlobSource::remote),
-        }
-        .map_err(|e| io_err(format!("open layer {} of {}", r.digest, r.image), e))?;
-        let layer = Layer::open(src, &r.toc_digest)
-            .map_err(|e| io_err(format!("layer {}", r.digest), e))?
-            .with_cache_budget(self.config.cache_bytes);
-        Ok(Arc::new(layer))
+        serve::open_layer(dir, r, &self.opener, self.config.cache_bytes)
+            .map_err(|e| Error::io(format!("lazy layer {}", r.digest), e))
     }
 
-    /// Mounts `layer` on `<dir>/fs` and starts its background fill.
+    /// Mounts the layer of `dir` (opened as `layer`) and starts its background fill: here, or
+    /// in a server process of its own.
     fn serve(&self, dir: &Path, r: &LayerRef, layer: LazyLayer) -> Result<()> {
-        let fs = dir.join("fs");
+        if let Some(server) = &self.server {
+            drop(layer);
+            return server
+                .start(dir, &self.config)
+                .map_err(|e| Error::io(format!("lazy layer {}", r.digest), e));
+        }
         let mounted = self
             .rt
-            .block_on(crate::fs::mount(
-                layer.clone(),
-                &fs,
-                &MountOptions::default(),
-            ))
-            .map_err(|e| io_err(format!("mount {}", fs.display()), e))?;
+            .block_on(serve::mount_and_fill(dir, r, layer, &self.config))
+            .map_err(|e| Error::io(format!("lazy layer {}", r.digest), e))?;
         lock(&self.served).insert(dir.to_path_buf(), mounted);
-        if self.config.background_fill && !layer.source().is_local() {
-            let (part, done, digest) = (dir.join("blob.part"), dir.join("blob"), r.digest.clone());
-            self.rt
-                .spawn_blocking(move || match layer.source().fill(&part, &done, &digest) {
-                    Ok(()) => tracing::info!(%digest, "lazy layer filled; reads are local"),
-                    Err(e) => tracing::warn!(%digest, error = %e, "lazy layer fill failed"),
-                });
-        }
         Ok(())
+    }
+
+    /// Whether the lazy layer of `dir` is being served.
+    fn is_up(&self, dir: &Path) -> bool {
+        match self.server {
+            Some(_) => is_served(&dir.join("fs")),
+            None => lock(&self.served).contains_key(dir),
+        }
     }
 
     /// Serves the lazy layer of `dir` if it is one and is not served (after a restart).
     fn ensure(&self, dir: &Path) -> Result<()> {
-        if lock(&self.served).contains_key(dir) || lock(&self.plain).contains(dir) {
+        if lock(&self.plain).contains(dir) || self.is_up(dir) {
             return Ok(());
         }
         let Some(r) = read_ref(dir)? else {
@@ -147,7 +151,7 @@ impl LazyLayout {
         };
         // One remount at a time, so two Prepares on one layer cannot mount it twice.
         let _one = lock(&self.remounting);
-        if lock(&self.served).contains_key(dir) {
+        if self.is_up(dir) {
             return Ok(());
         }
         detach(&dir.join("fs"));
@@ -188,14 +192,8 @@ impl LazyLayout {
 
 /// The [`LayerRef`] of snapshot directory `dir`, if it is a lazy one.
 fn read_ref(dir: &Path) -> Result<Option<LayerRef>> {
-    let path = dir.join(LAZY_JSON);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| io_err(format!("read {}", path.display()), e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
-    }
+    serve::read_ref(dir)
+        .map_err(|e| Error::io(format!("read {}", dir.join(LAZY_JSON).display()), e))
 }
 
 /// Detaches whatever is mounted on `path` (a FUSE mount a killed daemon left); nothing
@@ -291,12 +289,14 @@ impl Layout for LazyLayout {
     }
 
     fn open(&self, dir: &Path) -> Result<()> {
-        // Mounts a killed daemon left are dead (ENOTCONN): detach them before anything walks
-        // the directories; the layers are served again on first use.
+        // Mounts a killed daemon served itself are dead (ENOTCONN): detach them before anything
+        // walks the directories; those layers are served again on first use. Mounts of server
+        // processes that outlived the daemon answer, and stay.
         if let Ok(entries) = std::fs::read_dir(dir.join("snapshots")) {
             for e in entries.flatten() {
-                if e.path().join(LAZY_JSON).exists() {
-                    detach(&e.path().join("fs"));
+                let fs = e.path().join("fs");
+                if e.path().join(LAZY_JSON).exists() && !is_served(&fs) {
+                    detach(&fs);
                 }
             }
         }

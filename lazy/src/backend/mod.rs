@@ -5,11 +5,13 @@
 mod labels;
 mod layout;
 mod remote;
+pub mod serve;
 mod source;
 
 pub use labels::{LayerRef, SNAPSHOT_REF};
 pub use layout::{LazyConfig, LazyLayout, Opener};
 pub use remote::registry_opener;
+pub use serve::Server;
 pub use source::BlobSource;
 
 /// The backend type: [`strata_snapshotters::Backend`] with the lazy layout.

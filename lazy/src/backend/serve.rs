@@ -1,0 +1,151 @@
+//! Serving one lazy snapshot directory: open its layer (the local copy once filled, else the
+//! registry), mount it on `<dir>/fs`, fill it in the background. The daemon does this in
+//! process ([`serve_dir`]) or hands it to a `strata-lazy-serve` process per layer
+//! ([`Server`]), which outlives the daemon: a restart, an upgrade or a `kill -9` of the daemon
+//! leaves every mount served, so running containers never see their lower layers go away.
+
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::labels::LayerRef;
+use super::layout::{LazyConfig, Opener};
+use super::source::BlobSource;
+use crate::estargz::Layer;
+use crate::fs::{MountOptions, Mounted};
+
+/// A lazy snapshot's record of where its layer came from.
+pub const LAZY_JSON: &str = "lazy.json";
+
+/// `FUSE_SUPER_MAGIC` (`linux/magic.h`).
+const FUSE_MAGIC: i64 = 0x6573_5546;
+
+/// The [`LayerRef`] of snapshot directory `dir`, if it is a lazy one.
+pub fn read_ref(dir: &Path) -> io::Result<Option<LayerRef>> {
+    match std::fs::read(dir.join(LAZY_JSON)) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(io::Error::other),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the layer of `dir`: its verified local copy (`blob`) when there is one, else the
+/// registry through `opener`; checks the TOC against `r.toc_digest`.
+pub fn open_layer(
+    dir: &Path,
+    r: &LayerRef,
+    opener: &Opener,
+    cache_bytes: usize,
+) -> io::Result<Arc<Layer<BlobSource>>> {
+    let src = match std::fs::File::open(dir.join("blob")) {
+        Ok(f) => BlobSource::local(f),
+        Err(_) => opener(r).and_then(BlobSource::remote),
+    }
+    .map_err(|e| io::Error::other(format!("open layer {} of {}: {e}", r.digest, r.image)))?;
+    let layer = Layer::open(src, &r.toc_digest)
+        .map_err(|e| io::Error::other(format!("layer {}: {e}", r.digest)))?
+        .with_cache_budget(cache_bytes);
+    Ok(Arc::new(layer))
+}
+
+/// Mounts `layer` on `<dir>/fs` and, when `config` says so and it is not local yet, starts
+/// copying it beside (`blob`, verified against the layer digest).
+pub async fn mount_and_fill(
+    dir: &Path,
+    r: &LayerRef,
+    layer: Arc<Layer<BlobSource>>,
+    config: &LazyConfig,
+) -> io::Result<Mounted> {
+    let fs = dir.join("fs");
+    let mounted = crate::fs::mount(layer.clone(), &fs, &MountOptions::default())
+        .await
+        .map_err(|e| io::Error::other(format!("mount {}: {e}", fs.display())))?;
+    if config.background_fill && !layer.source().is_local() {
+        let (part, done, digest) = (dir.join("blob.part"), dir.join("blob"), r.digest.clone());
+        tokio::task::spawn_blocking(move || match layer.source().fill(&part, &done, &digest) {
+            Ok(()) => tracing::info!(%digest, "lazy layer filled; reads are local"),
+            Err(e) => tracing::warn!(%digest, error = %e, "lazy layer fill failed"),
+        });
+    }
+    Ok(mounted)
+}
+
+/// Whether `fs` is a FUSE mount that answers (a session a killed server left answers ENOTCONN).
+pub fn is_served(fs: &Path) -> bool {
+    nix::sys::statfs::statfs(fs).is_ok_and(|s| s.filesystem_type().0 == FUSE_MAGIC)
+}
+
+/// The `strata-lazy-serve` program and what it is started with.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The program (default: beside the daemon's own binary).
+    pub program: PathBuf,
+    /// The registry settings, as JSON, for it to read (`--registry`).
+    pub registry_json: PathBuf,
+    /// How long it may take to mount (it reads the footer and TOC from the registry first).
+    pub ready_timeout: Duration,
+}
+
+impl Server {
+    /// Starts a server for `dir` in a process group of its own (it survives the daemon) and
+    /// waits until its mount is up: it prints `ready` once mounted. Its log goes to
+    /// `<dir>/serve.log`.
+    pub fn start(&self, dir: &Path, config: &LazyConfig) -> io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))?;
+        let mut cmd = Command::new(&self.program);
+        // SAFETY: the closure runs in the child between fork and exec and only makes one
+        // async-signal-safe syscall. It closes every descriptor above stdio: the server must not
+        // keep the daemon's sockets (inherited from systemd without CLOEXEC) or locks alive after
+        // the daemon is gone.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .arg("--dir")
+            .arg(dir)
+            .arg("--registry")
+            .arg(&self.registry_json)
+            .arg("--cache-bytes")
+            .arg(config.cache_bytes.to_string())
+            .arg("--fill")
+            .arg(config.background_fill.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| io::Error::other(format!("start {}: {e}", self.program.display())))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let ready = rx.recv_timeout(self.ready_timeout);
+        if ready.as_deref().map(str::trim) != Ok("ready") {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("no output").to_string();
+            return Err(io::Error::other(format!(
+                "strata-lazy-serve for {} did not mount: {last}",
+                dir.display()
+            )));
+        }
+        // Reaped when it ends (its mount is removed); a daemon that dies first leaves it to init.
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+}
