@@ -98,6 +98,11 @@ pub struct Args {
     /// side (0: none).
     #[arg(long, default_value_t = 20)]
     task_cycles: usize,
+    /// lazy group: measured rounds (each: every variant once, fresh namespace, order rotating;
+    /// no warm-up). The image is the unpack group's first `--unpack-layers` count at
+    /// `--unpack-mib`, plus a busybox layer, converted to eStargz.
+    #[arg(long, default_value_t = 3)]
+    lazy_rounds: usize,
     /// Measured rounds per workload and target (after the warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -107,14 +112,15 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, deployed, tasks).
+    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, deployed, tasks;
+    /// lazy only when named).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "content,mixed,snapshots,runtime,unpack,deployed,tasks"
     )]
     only: Vec<String>,
-    /// deployed group: also against containerd 2.x, from this directory (`bin/containerd`,
+    /// deployed and lazy groups: also against containerd 2.x, from this directory (`bin/containerd`,
     /// `bin/ctr`, `bin/containerd-shim-runc-v2`; `scripts/containerd2.sh` prints one).
     #[arg(long)]
     containerd2: Option<PathBuf>,
@@ -171,6 +177,7 @@ impl Args {
             self.task_concurrency = 5;
             self.task_rounds = 1;
             self.task_cycles = 2;
+            self.lazy_rounds = 1;
             self.rounds = 2;
             self.warmup = 0;
         }
@@ -413,19 +420,34 @@ async fn main() -> anyhow::Result<()> {
     drop(main_pair);
     // After the tasks group, whose signal handlers it shares (its ctr run rows are the same).
     if let Some(prep) = prep.as_ref().filter(|_| args.wants("deployed")) {
-        let mut versions = vec![servers::Containerd::default()];
-        versions.extend(
-            args.containerd2
-                .clone()
-                .map(|d| servers::Containerd { v2_dir: Some(d) }),
-        );
-        for ctd in &versions {
+        for ctd in &containerds(&args) {
             let dir = scratch.path().join(format!("deployed-{}", ctd.label()));
             suites::deployed::run(&args, prep, ctd, &dir, &mut results, &mut notes).await?;
         }
     }
     drop(prep);
+    if args.wants("lazy") {
+        for ctd in containerds(&args) {
+            let dir = scratch.path().join(format!("lazy-{}", ctd.label()));
+            if let Err(e) = suites::lazy::run(&args, &ctd, &dir, &mut results, &mut notes).await {
+                let note = format!("lazy, containerd {} failed: {e:#}", ctd.label());
+                println!("note: {note}");
+                notes.push(note);
+            }
+        }
+    }
     report::write_all(&args, &results, &notes)
+}
+
+/// containerd 1.6 and, with `--containerd2`, the 2.x there.
+fn containerds(args: &Args) -> Vec<servers::Containerd> {
+    let mut versions = vec![servers::Containerd::default()];
+    versions.extend(
+        args.containerd2
+            .clone()
+            .map(|d| servers::Containerd { v2_dir: Some(d) }),
+    );
+    versions
 }
 
 /// The runtime sockets of `pair` and their snapshotter for `backend`, for `ctr`.

@@ -75,9 +75,24 @@ pub fn strata_state(root: &Path) -> PathBuf {
 /// Starts strata-proxy (found next to this binary unless given) on `root`; its tasks' shim is
 /// the `strata-shim` beside the binary.
 pub fn start_strata(binary: &Path, root: &Path) -> anyhow::Result<Server> {
+    start_strata_with(binary, root, None)
+}
+
+/// Like [`start_strata`], with `config` (TOML text) as its `--config` file when given.
+pub fn start_strata_with(
+    binary: &Path,
+    root: &Path,
+    config: Option<&str>,
+) -> anyhow::Result<Server> {
     let socket = root.join("strata.sock");
     let runtime_socket = root.join("runtime.sock");
-    let mut child = Command::new(binary)
+    let mut cmd = Command::new(binary);
+    if let Some(text) = config {
+        let file = root.join("strata.toml");
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        cmd.arg("--config").arg(file);
+    }
+    let mut child = cmd
         .arg("--root")
         .arg(root.join("root"))
         .arg("--address")
@@ -138,7 +153,7 @@ impl Containerd {
 
 /// The built-in and the Strata snapshotters the deployed containerd may unpack into.
 const BUILTIN: [&str; 2] = ["overlayfs", "native"];
-const STRATA: [&str; 2] = ["strata-overlay", "strata-native"];
+const STRATA: [&str; 3] = ["strata-overlay", "strata-native", "strata-lazy"];
 
 /// containerd's config on `root`: its built-in stores, or (`strata`: strata-proxy's socket)
 /// Strata's content store (the built-in one disabled) and Strata's snapshotters as proxy plugins.

@@ -97,6 +97,28 @@ fn check_static_elf(data: &[u8]) -> anyhow::Result<()> {
 /// [`APPLETS`] as symlinks to it; config `PATH=/bin`, `Cmd ["/bin/sh"]`. Returns the layer's
 /// compressed size.
 pub fn write_image(busybox: &[u8], out: &Path) -> anyhow::Result<u64> {
+    let (layer, gz) = busybox_layer(busybox)?;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::to_vec(&json!({
+        "created": "2023-11-14T22:13:20Z",
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
+        "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "strata-bench tasks"}],
+    }))?;
+    let gzip = Compression::Gzip.oci_media_type();
+    let (archive, _) = write_oci_archive(Vec::new(), REFERENCE, &config, &[(gzip, &gz)])?;
+    std::fs::write(out, archive).with_context(|| format!("writing {}", out.display()))?;
+    Ok(gz.len() as u64)
+}
+
+/// The busybox layer: `/bin/busybox` and the [`APPLETS`] as symlinks to it, as (tar, gzip).
+pub fn busybox_layer(busybox: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     let mut b = tar::Builder::new(Vec::with_capacity(busybox.len() + 8192));
     let header = |kind: tar::EntryType, mode: u32, size: u64| -> anyhow::Result<tar::Header> {
         let mut h = tar::Header::new_gnu();
@@ -122,23 +144,7 @@ pub fn write_image(busybox: &[u8], out: &Path) -> anyhow::Result<u64> {
     let mut e = Encoder::new(Compression::Gzip, Vec::new())?;
     e.write_all(&layer)?;
     let gz = e.finish()?;
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let config = serde_json::to_vec(&json!({
-        "created": "2023-11-14T22:13:20Z",
-        "architecture": arch,
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
-        "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "strata-bench tasks"}],
-    }))?;
-    let gzip = Compression::Gzip.oci_media_type();
-    let (archive, _) = write_oci_archive(Vec::new(), REFERENCE, &config, &[(gzip, &gz)])?;
-    std::fs::write(out, archive).with_context(|| format!("writing {}", out.display()))?;
-    Ok(gz.len() as u64)
+    Ok((layer, gz))
 }
 
 /// Whether `program` is an executable file in a `PATH` directory.

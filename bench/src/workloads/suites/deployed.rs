@@ -98,7 +98,7 @@ pub async fn run(
 }
 
 /// `containerd --version`'s version field, or the label.
-async fn containerd_version(ctd: &Containerd) -> String {
+pub async fn containerd_version(ctd: &Containerd) -> String {
     let out = tokio::process::Command::new(ctd.binary())
         .arg("--version")
         .output()
