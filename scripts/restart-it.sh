@@ -182,6 +182,18 @@ restarts_under_load 3 USR1 holder
 expect_no_failed_calls "3 SIGTERM restarts, sockets held (socket activation)"
 restarts_under_load 3 USR2 daemon
 expect_no_failed_calls "3 upgrades by hand-over (SIGUSR2)"
+# A SIGUSR2 sent the moment the root lock names the successor (while it still opens its stores)
+# waits for it to serve, then upgrades again: it must not kill it (SIGUSR2's default action).
+old=$(daemon_pid)
+kill -USR2 "$old"
+wait_new_daemon "$old" || die "SIGUSR2 (early 1): pid $old was followed by no new daemon"
+mid=$(daemon_pid)
+kill -USR2 "$mid"
+if wait_new_daemon "$mid" && ctr_ content ls -q >/dev/null 2>&1; then
+    pass "a SIGUSR2 the successor gets while opening its stores upgrades it once it serves ($old -> $mid -> $(daemon_pid))"
+else
+    fail "a SIGUSR2 the successor ($mid) got while opening its stores left no daemon (see $LOGS/strata.log)"
+fi
 # The last successor is not the holder's child: it serves until stopped. The holder's own
 # restart (below) must still work: stop the successor so the holder can start its own again.
 

@@ -164,35 +164,52 @@ fn remove_socket(address: &Path) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT (false), or once a successor started on SIGUSR2 has taken
-/// the sockets (true). A successor that fails leaves this process serving.
-async fn stop_requested(successor: Option<&Successor>, sockets: &[Socket]) -> bool {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    let mut usr2 = signal(SignalKind::user_defined2()).expect("installing the SIGUSR2 handler");
-    loop {
-        tokio::select! {
-            _ = term.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                return false;
-            }
-            _ = int.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                return false;
-            }
-            _ = usr2.recv() => {
-                let Some(s) = successor else {
-                    tracing::error!("SIGUSR2: no successor can be started; still serving");
-                    continue;
-                };
-                tracing::info!("SIGUSR2: starting a successor on the same sockets");
-                match tokio::task::block_in_place(|| s.start(sockets)) {
-                    Ok(pid) => {
-                        tracing::info!(successor = pid, "handed the sockets over; shutting down");
-                        return true;
+/// The signals that stop or upgrade the daemon, taken at the very start of [`run`]: a signal
+/// that arrives while the stores open (a SIGUSR2 sent as soon as the root lock names this
+/// process) then waits for [`Signals::stop_requested`] instead of killing the process, which is
+/// SIGUSR2's default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            usr2: signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT (false), or once a successor started on SIGUSR2 has taken
+    /// the sockets (true). A successor that fails leaves this process serving.
+    async fn stop_requested(&mut self, successor: Option<&Successor>, sockets: &[Socket]) -> bool {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    return false;
+                }
+                _ = self.int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    return false;
+                }
+                _ = self.usr2.recv() => {
+                    let Some(s) = successor else {
+                        tracing::error!("SIGUSR2: no successor can be started; still serving");
+                        continue;
+                    };
+                    tracing::info!("SIGUSR2: starting a successor on the same sockets");
+                    match tokio::task::block_in_place(|| s.start(sockets)) {
+                        Ok(pid) => {
+                            tracing::info!(successor = pid, "handed the sockets over; shutting down");
+                            return true;
+                        }
+                        Err(e) => tracing::error!("SIGUSR2: upgrade failed, still serving: {e:#}"),
                     }
-                    Err(e) => tracing::error!("SIGUSR2: upgrade failed, still serving: {e:#}"),
                 }
             }
         }
@@ -350,6 +367,7 @@ pub(crate) async fn run(
     mut start: Start,
     registered: Registered,
 ) -> anyhow::Result<()> {
+    let mut signals = Signals::install()?;
     std::fs::create_dir_all(&config.root)
         .with_context(|| format!("creating root {}", config.root.display()))?;
     // A hand-over's successor takes the sockets, tells its predecessor to stop, then waits for
@@ -430,7 +448,9 @@ pub(crate) async fn run(
                 stopped(stop_rx),
             ),
     );
-    let handed_over = stop_requested(start.successor.as_ref(), &sockets).await;
+    let handed_over = signals
+        .stop_requested(start.successor.as_ref(), &sockets)
+        .await;
     let _ = stop_tx.send(true);
     let both = async {
         let (a, b) = tokio::join!(futures::future::join_all(serving), serving_runtime);
