@@ -26,9 +26,11 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "serve")]
 pub mod backend;
 mod error;
 pub mod estargz;
+#[cfg(feature = "serve")]
 pub mod fs;
 mod source;
 
