@@ -463,6 +463,9 @@ s=$SECONDS
 (cd "$it/strata-ls" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
     go build -o "$WORK/bin/strata-ls" .) >&2 || die "build strata-ls" "go build failed"
 pass "build strata-ls" "$s"
+s=$SECONDS
+out=$(python3 "$it/test_compare_tree.py" "$WORK" 2>&1) || die "compare_tree's content hash" "$out"
+pass "$out" "$s"
 
 s=$SECONDS
 mkdir -p "$WORK/img"
