@@ -53,8 +53,11 @@ pub fn open_layer(
     Ok(Arc::new(layer))
 }
 
+/// The wait before a fill that stopped (the registry down) resumes; it doubles after each.
+const FIRST_FILL_WAIT: Duration = Duration::from_secs(1);
+
 /// Mounts `layer` on `<dir>/fs` and, when `config` says so and it is not local yet, starts
-/// copying it beside (`blob`, verified against the layer digest).
+/// copying it beside (`blob`, verified against the layer digest), resuming after errors.
 pub async fn mount_and_fill(
     dir: &Path,
     r: &LayerRef,
@@ -67,9 +70,14 @@ pub async fn mount_and_fill(
         .map_err(|e| io::Error::other(format!("mount {}: {e}", fs.display())))?;
     if config.background_fill && !layer.source().is_local() {
         let (part, done, digest) = (dir.join("blob.part"), dir.join("blob"), r.digest.clone());
-        tokio::task::spawn_blocking(move || match layer.source().fill(&part, &done, &digest) {
-            Ok(()) => tracing::info!(%digest, "lazy layer filled; reads are local"),
-            Err(e) => tracing::warn!(%digest, error = %e, "lazy layer fill failed"),
+        tokio::task::spawn_blocking(move || {
+            match layer
+                .source()
+                .fill_retrying(&part, &done, &digest, FIRST_FILL_WAIT)
+            {
+                Ok(()) => tracing::info!(%digest, "lazy layer filled; reads are local"),
+                Err(e) => tracing::warn!(%digest, error = %e, "lazy layer fill failed"),
+            }
         });
     }
     Ok(mounted)

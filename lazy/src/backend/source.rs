@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
@@ -19,9 +20,12 @@ pub struct BlobSource {
     remote: Option<Arc<dyn RangeSource>>,
     size: u64,
     /// The local copy (complete, or being filled from the start).
-    local: OnceLock<File>,
+    local: RwLock<Option<File>>,
     /// How many bytes from the start the local copy holds.
     filled: AtomicU64,
+    /// Held by the one fill running; holds the hash of the first `filled` bytes when a fill
+    /// stopped on an I/O error, so the next one resumes there.
+    resume: Mutex<Option<Sha256>>,
 }
 
 impl std::fmt::Debug for BlobSource {
@@ -40,21 +44,21 @@ impl BlobSource {
         Ok(BlobSource {
             remote: Some(remote),
             size,
-            local: OnceLock::new(),
+            local: RwLock::new(None),
             filled: AtomicU64::new(0),
+            resume: Mutex::new(None),
         })
     }
 
     /// A blob whose complete, verified copy is `file`.
     pub fn local(file: File) -> io::Result<Self> {
         let size = file.metadata()?.len();
-        let local = OnceLock::new();
-        let _ = local.set(file);
         Ok(BlobSource {
             remote: None,
             size,
-            local,
+            local: RwLock::new(Some(file)),
             filled: AtomicU64::new(size),
+            resume: Mutex::new(None),
         })
     }
 
@@ -68,66 +72,119 @@ impl BlobSource {
         self.filled() == self.size
     }
 
-    /// Copies the blob from the registry into `part` (created), piece by piece, letting reads
-    /// use each piece as soon as it is written, checks it against `digest` (`sha256:<hex>`),
-    /// makes it durable and renames it to `done`. On any error the local copy is not used
-    /// and `part` is deleted.
+    /// Copies the blob from the registry into `part`, piece by piece, letting reads use each
+    /// piece as soon as it is written, checks it against `digest` (`sha256:<hex>`), makes it
+    /// durable and renames it to `done`. An I/O error (the registry down or slow) keeps what
+    /// was copied: the next call resumes there. A copy that does not match `digest`
+    /// (`InvalidData`) is deleted and not used. One fill at a time.
     pub fn fill(&self, part: &Path, done: &Path, digest: &str) -> io::Result<()> {
         if self.is_local() {
             return Ok(());
         }
-        let res = self.copy(part, digest).and_then(|()| {
+        let Ok(mut resume) = self.resume.try_lock() else {
+            return Err(io::Error::other("the layer is being filled already"));
+        };
+        let res = self.copy(part, digest, &mut resume).and_then(|()| {
             std::fs::rename(part, done)?;
             File::open(done.parent().unwrap_or(Path::new(".")))?.sync_all()
         });
-        if res.is_err() {
+        if res.is_err() && resume.is_none() {
+            // Nothing to resume from (a mismatch, a failed rename): start again from nothing.
+            *resume = None;
             self.filled.store(0, Ordering::Release);
+            *self.local.write().unwrap_or_else(PoisonError::into_inner) = None;
             let _ = std::fs::remove_file(part);
         }
         res
     }
 
-    fn copy(&self, part: &Path, digest: &str) -> io::Result<()> {
+    /// [`Self::fill`] until it succeeds: after an I/O error it waits `first_wait`, doubling up
+    /// to [`MAX_FILL_WAIT`], and resumes; a copy that does not match its digest is fetched
+    /// again at most [`FILL_MISMATCHES`] times in all. Returns the last error when it gives up.
+    pub fn fill_retrying(
+        &self,
+        part: &Path,
+        done: &Path,
+        digest: &str,
+        first_wait: Duration,
+    ) -> io::Result<()> {
+        let (mut wait, mut mismatches) = (first_wait, 0);
+        loop {
+            match self.fill(part, done, digest) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    mismatches += 1;
+                    if mismatches >= FILL_MISMATCHES {
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(%digest, error = %e, ?wait, "lazy layer fill stopped; resuming")
+                }
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(MAX_FILL_WAIT);
+        }
+    }
+
+    fn copy(&self, part: &Path, digest: &str, resume: &mut Option<Sha256>) -> io::Result<()> {
         let remote = self
             .remote
             .as_ref()
             .ok_or_else(|| io::Error::other("no source"))?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(part)?;
-        let reader = file.try_clone()?;
-        if self.local.set(reader).is_err() {
-            return Err(io::Error::other("the layer is being filled already"));
-        }
-        let mut hash = Sha256::new();
+        let (file, mut hash, mut at) = match resume.take() {
+            Some(hash) => {
+                let file = std::fs::OpenOptions::new().write(true).open(part)?;
+                (file, hash, self.filled())
+            }
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(part)?;
+                *self.local.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(file.try_clone()?);
+                (file, Sha256::new(), 0)
+            }
+        };
         let mut buf = vec![0u8; 4 << 20];
-        let mut at = 0u64;
         while at < self.size {
             let want = buf.len().min((self.size - at) as usize);
-            let n = remote.read_at(at, &mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::other(format!(
+            let piece = remote.read_at(at, &mut buf[..want]).and_then(|n| match n {
+                0 => Err(io::Error::other(format!(
                     "blob ends at {at} of {}",
                     self.size
-                )));
-            }
-            std::os::unix::fs::FileExt::write_all_at(&file, &buf[..n], at)?;
+                ))),
+                n => std::os::unix::fs::FileExt::write_all_at(&file, &buf[..n], at).map(|()| n),
+            });
+            let n = match piece {
+                Ok(n) => n,
+                Err(e) => {
+                    *resume = Some(hash);
+                    return Err(e);
+                }
+            };
             hash.update(&buf[..n]);
             at += n as u64;
             self.filled.store(at, Ordering::Release);
         }
         let got = format!("sha256:{}", hex::encode(hash.finalize()));
         if got != digest {
-            return Err(io::Error::other(format!(
-                "layer {digest} downloaded as {got}"
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("layer {digest} downloaded as {got}"),
+            ));
         }
         file.sync_data()
     }
 }
+
+/// The longest wait between two attempts of a fill.
+pub const MAX_FILL_WAIT: Duration = Duration::from_secs(60);
+/// How many copies that do not match their digest a fill fetches before it gives up.
+pub const FILL_MISMATCHES: u32 = 3;
 
 impl RangeSource for BlobSource {
     fn size(&self) -> io::Result<u64> {
@@ -136,10 +193,11 @@ impl RangeSource for BlobSource {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let end = offset.saturating_add(buf.len() as u64).min(self.size);
-        if end <= self.filled()
-            && let Some(f) = self.local.get()
-        {
-            return RangeSource::read_at(f, offset, buf);
+        if end <= self.filled() {
+            let local = self.local.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(f) = local.as_ref() {
+                return RangeSource::read_at(f, offset, buf);
+            }
         }
         match &self.remote {
             Some(r) => r.read_at(offset, buf),
@@ -181,5 +239,97 @@ mod tests {
             100,
             "still served remotely"
         );
+    }
+
+    /// A registry that fails every read from `fail_at` on while `down` is set, and counts the
+    /// bytes it served.
+    struct Flaky {
+        blob: Vec<u8>,
+        fail_at: u64,
+        down: std::sync::atomic::AtomicBool,
+        served: AtomicU64,
+    }
+
+    impl RangeSource for Flaky {
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.blob.len() as u64)
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            if self.down.load(Ordering::SeqCst) && offset + buf.len() as u64 > self.fail_at {
+                // Serve up to the failing point first, as a connection cut mid-body does.
+                if offset < self.fail_at {
+                    let n = (self.fail_at - offset) as usize;
+                    return self.read_at(offset, &mut buf[..n]).map(|_| n);
+                }
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "registry down"));
+            }
+            let n = self.blob.read_at(offset, buf)?;
+            self.served.fetch_add(n as u64, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    fn flaky(size: u32, fail_at: u64) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            blob: (0..size).map(|i| (i % 253) as u8).collect(),
+            fail_at,
+            down: std::sync::atomic::AtomicBool::new(true),
+            served: AtomicU64::new(0),
+        })
+    }
+
+    #[test]
+    fn a_fill_the_registry_cuts_keeps_its_bytes_and_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = flaky(9 << 20, 5 << 20);
+        let want = digest(&reg.blob);
+        let src = BlobSource::remote(reg.clone()).unwrap();
+        let (part, done) = (dir.path().join("blob.part"), dir.path().join("blob"));
+        let err = src.fill(&part, &done, &want).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert_eq!(src.filled(), 5 << 20, "the bytes before the cut are kept");
+        let mut buf = [0u8; 64];
+        let local = src.read_at(1 << 20, &mut buf).unwrap();
+        assert_eq!((local, &buf[..]), (64, &reg.blob[1 << 20..(1 << 20) + 64]));
+        assert!(part.exists() && !done.exists());
+
+        reg.down.store(false, Ordering::SeqCst);
+        let before = reg.served.load(Ordering::SeqCst);
+        src.fill(&part, &done, &want).unwrap();
+        assert_eq!(
+            reg.served.load(Ordering::SeqCst) - before,
+            4 << 20,
+            "the second attempt fetched only the rest"
+        );
+        assert!(src.is_local() && done.exists() && !part.exists());
+        assert_eq!(std::fs::read(&done).unwrap(), reg.blob);
+    }
+
+    #[test]
+    fn fill_retrying_waits_out_a_registry_outage_and_gives_up_on_a_wrong_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = flaky(3 << 20, 1 << 20);
+        let want = digest(&reg.blob);
+        let src = Arc::new(BlobSource::remote(reg.clone()).unwrap());
+        let (part, done) = (dir.path().join("blob.part"), dir.path().join("blob"));
+        let filler = {
+            let (src, part, done, want) = (src.clone(), part.clone(), done.clone(), want.clone());
+            std::thread::spawn(move || {
+                src.fill_retrying(&part, &done, &want, Duration::from_millis(20))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!src.is_local(), "not while the registry is down");
+        reg.down.store(false, Ordering::SeqCst);
+        filler.join().unwrap().unwrap();
+        assert_eq!(std::fs::read(&done).unwrap(), reg.blob);
+
+        let wrong = BlobSource::remote(Arc::new(reg.blob.clone())).unwrap();
+        let (p2, d2) = (dir.path().join("p2"), dir.path().join("d2"));
+        let err = wrong
+            .fill_retrying(&p2, &d2, "sha256:00", Duration::from_millis(1))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(!p2.exists() && !d2.exists() && wrong.filled() == 0);
     }
 }
