@@ -100,7 +100,8 @@ pub struct Args {
     task_cycles: usize,
     /// lazy group: measured rounds (each: every variant once, fresh namespace, order rotating;
     /// no warm-up). The image is the unpack group's first `--unpack-layers` count at
-    /// `--unpack-mib`, plus a busybox layer, converted to eStargz.
+    /// `--unpack-mib`, plus a busybox layer and a Python layer (the host's python3.11 and a 64 MiB
+    /// random file), converted to eStargz.
     #[arg(long, default_value_t = 3)]
     lazy_rounds: usize,
     /// Measured rounds per workload and target (after the warm-up).

@@ -1,16 +1,20 @@
-//! Lazy-pull suite (issue 12): time from pull start to the first output of a container, with
-//! strata-lazy (`ctr-remote image rpull --snapshotter strata-lazy`, and on 2.x stock `ctr
-//! images pull` through the Transfer service) against full pulls (`ctr images pull` into
-//! containerd's built-in overlayfs and into strata-overlay) of the same eStargz image, on the
-//! same containerd with Strata as its content store and snapshotters; the bytes the registry
-//! sent before the run finished (background fill off); and, with the fill on, how long until
-//! every lazy layer is local.
+//! Lazy-pull suite (issue 12): time from pull start to the first output of a container
+//! (`python3.11 -c 'print(42)'`), with strata-lazy (`ctr-remote image rpull --snapshotter
+//! strata-lazy`; containerd's Go client Pull with unpack and the CRI plugin's
+//! `AppendInfoHandlerWrapper`, i.e. integration/cri-pull; and on 2.x stock `ctr images pull`
+//! through the Transfer service) against full pulls (`ctr images pull` into containerd's
+//! built-in overlayfs and into strata-overlay) of the same eStargz image, on the same
+//! containerd with Strata as its content store and snapshotters; the bytes the registry sent
+//! before the run finished (background fill off); with the fill on, how long until every lazy
+//! layer is local; and the sequential read rate of a 64 MiB incompressible file of the image,
+//! page cache dropped first, timed inside the container.
 //!
 //! The image: the unpack group's generated gzip image (first `--unpack-layers` count,
-//! `--unpack-mib`) with a busybox layer on top, converted once by `ctr-remote image convert
-//! --estargz --oci` and pushed to a loopback docker-registry. Registry bytes are counted by a
-//! TCP proxy in front of it ([`Counter`]): every byte the registry sent on any connection,
-//! HTTP headers included.
+//! `--unpack-mib`) with a busybox layer and a Python layer (the host's python3.11, its standard
+//! library, the shared libraries `ldd` names, the dynamic loader and the 64 MiB file) on top,
+//! converted once by `ctr-remote image convert --estargz --oci` and pushed to a loopback
+//! docker-registry. Registry bytes are counted by a TCP proxy in front of it ([`Counter`]):
+//! every byte the registry sent on any connection, HTTP headers included.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,33 @@ const CTR_TIMEOUT: Duration = Duration::from_secs(900);
 const FILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// The converted image's repository in the registry.
 const REPO: &str = "bench/lazy";
+/// The host's Python interpreter, copied into the image at the same path.
+const PYTHON: &str = "/usr/bin/python3.11";
+/// Its standard library, copied likewise.
+const PYTHON_LIB: &str = "/usr/lib/python3.11";
+/// The first command's arguments after [`PYTHON`], and what it must print.
+const FIRST: [&str; 2] = ["-c", "print(42)"];
+const FIRST_OUT: &str = "42\n";
+/// The incompressible file read sequentially, and its size.
+const SEQ_FILE: &str = "/data/seq-64MiB.bin";
+const SEQ_BYTES: usize = 64 << 20;
+/// Its size in `--quick` runs, whose Python layer holds only what `print(42)` loads: ctr-remote
+/// converted the full layer in ~2 min, too long for CI's smoke run on two containerd versions.
+const QUICK_SEQ_BYTES: usize = 4 << 20;
+/// Reads `argv[1]` in 1 MiB `read(2)`s and prints `<bytes> <seconds>` (`time.perf_counter`
+/// around the loop only: open, interpreter start and container set-up are not counted).
+const SEQ_SCRIPT: &str = concat!(
+    "import os, sys, time\n",
+    "f = os.open(sys.argv[1], os.O_RDONLY)\n",
+    "t = time.perf_counter()\n",
+    "n = 0\n",
+    "while True:\n",
+    "    b = os.read(f, 1 << 20)\n",
+    "    if not b:\n",
+    "        break\n",
+    "    n += len(b)\n",
+    "print(n, time.perf_counter() - t)\n",
+);
 
 /// How a variant gets the image into the namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +78,9 @@ enum Puller {
     Rpull,
     /// Stock `ctr images pull --plain-http --snapshotter <sn>` (2.x: Transfer service).
     Pull,
+    /// integration/cri-pull: the Go client's Pull with unpack and
+    /// `snapshotters.AppendInfoHandlerWrapper`, as the CRI plugin pulls for kubelet.
+    CriPull,
 }
 
 /// One way to reach the first run.
@@ -69,6 +103,10 @@ impl Variant {
         match self.puller {
             Puller::Rpull => format!("ctr-remote image rpull --snapshotter {}", self.snapshotter),
             Puller::Pull => format!("ctr images pull --snapshotter {}", self.snapshotter),
+            Puller::CriPull => format!(
+                "cri-pull (Go client Pull) --snapshotter {}",
+                self.snapshotter
+            ),
         }
     }
 }
@@ -83,6 +121,7 @@ fn variants(ctd: &Containerd) -> Vec<Variant> {
     };
     let mut out = vec![
         v("rpull", Puller::Rpull, "strata-lazy", false),
+        v("cri-pull", Puller::CriPull, "strata-lazy", false),
         v("overlayfs", Puller::Pull, "overlayfs", false),
         v("strata-overlay", Puller::Pull, "strata-overlay", false),
         v("rpull-nofill", Puller::Rpull, "strata-lazy", true),
@@ -212,17 +251,16 @@ async fn run_ctr(prog: &Path, socket: &Path, ns: &str, args: &[&str]) -> anyhow:
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The lazy source image: `img`'s layers with a busybox layer on top, written as an OCI
-/// archive to `out`; with a small regular file of `img`'s top layer (path, content) for the
-/// container to read.
-fn build_source(img: &Image, out: &Path) -> anyhow::Result<(Image, String, String)> {
+/// The lazy source image: `img`'s layers with a busybox layer and a [`python_layer`] on top,
+/// written as an OCI archive to `out`; with the Python layer's file count and tar size.
+fn build_source(img: &Image, out: &Path, quick: bool) -> anyhow::Result<(Image, usize, usize)> {
     let busybox = tasks::read_static_busybox()?;
     let (bb_tar, bb_gz) = tasks::busybox_layer(&busybox)?;
+    let (py_tar, py_gz, py_files) = python_layer(seq_bytes(quick), quick)?;
     let blobs = imagegen::layer_blobs(img)?;
-    let top = blobs.last().context("image without layers")?;
-    let (probe, content) = small_file(top)?;
     let mut diff_ids: Vec<String> = img.meta.layers.iter().map(|l| l.diff_id.clone()).collect();
     diff_ids.push(imagegen::sha256(&bb_tar));
+    diff_ids.push(imagegen::sha256(&py_tar));
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -238,6 +276,7 @@ fn build_source(img: &Image, out: &Path) -> anyhow::Result<(Image, String, Strin
     let gzip = Compression::Gzip.oci_media_type();
     let mut layers: Vec<(&str, &[u8])> = blobs.iter().map(|b| (gzip, b.as_slice())).collect();
     layers.push((gzip, &bb_gz));
+    layers.push((gzip, &py_gz));
     let f = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let reference = "bench.local/lazy/src:1";
     let (w, manifest) =
@@ -253,29 +292,218 @@ fn build_source(img: &Image, out: &Path) -> anyhow::Result<(Image, String, Strin
         archive: out.to_path_buf(),
         meta,
     };
-    Ok((src, probe, content))
+    Ok((src, py_files, py_tar.len()))
 }
 
-/// The first regular file of 16 B..4 KiB with printable content in a compressed layer tar.
-fn small_file(blob: &[u8]) -> anyhow::Result<(String, String)> {
-    use std::io::Read as _;
-    let mut a = tar::Archive::new(strata_archive::compression::decoder(blob)?);
-    for e in a.entries()? {
-        let mut e = e?;
-        let size = e.size();
-        if e.header().entry_type() != tar::EntryType::Regular || !(16..=4096).contains(&size) {
-            continue;
-        }
-        let path = e.path()?.to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data)?;
-        if let Ok(text) = String::from_utf8(data)
-            && !path.contains("/.wh.")
-        {
-            return Ok((format!("/{}", path.trim_start_matches("./")), text));
+/// The shared objects `ldd` names in `out`: the libraries (`name => /path`) and the dynamic
+/// loader (a line that is only an absolute path), as printed.
+fn ldd_paths(out: &str) -> (Vec<String>, Option<String>) {
+    let (mut libs, mut loader) = (Vec::new(), None);
+    for line in out.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some(_), Some("=>"), Some(p)) if p.starts_with('/') => libs.push(p.to_string()),
+            (Some(p), _, _) if p.starts_with('/') => loader = Some(p.to_string()),
+            _ => {}
         }
     }
-    bail!("no small text file in the top layer")
+    (libs, loader)
+}
+
+/// Appends `host`'s content as the regular file `name` (mode kept, owner root), creating its
+/// parent directories first; symlinks on the host are followed.
+fn append_file(
+    b: &mut tar::Builder<Vec<u8>>,
+    dirs: &mut HashSet<String>,
+    host: &Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+    let mode = std::fs::metadata(host)?.permissions().mode() & 0o7777;
+    append_parents(b, dirs, name)?;
+    let mut h = root_header(tar::EntryType::Regular, mode, data.len() as u64);
+    b.append_data(&mut h, name, data.as_slice())?;
+    Ok(())
+}
+
+/// Appends a directory entry (0755, root) for every parent of `name` not appended yet.
+fn append_parents(
+    b: &mut tar::Builder<Vec<u8>>,
+    dirs: &mut HashSet<String>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let mut at = 0;
+    while let Some(i) = name[at..].find('/') {
+        let dir = &name[..at + i + 1];
+        if dirs.insert(dir.to_string()) {
+            let mut h = root_header(tar::EntryType::Directory, 0o755, 0);
+            b.append_data(&mut h, dir, std::io::empty())?;
+        }
+        at += i + 1;
+    }
+    Ok(())
+}
+
+/// A GNU tar header owned by root with a fixed mtime.
+fn root_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
+}
+
+/// Appends the host tree `host` as `name` (sorted; symlinks kept when relative, skipped when
+/// absolute: their targets are not in the image); returns the number of files appended.
+fn append_tree(
+    b: &mut tar::Builder<Vec<u8>>,
+    dirs: &mut HashSet<String>,
+    host: &Path,
+    name: &str,
+) -> anyhow::Result<usize> {
+    let mut entries: Vec<_> = std::fs::read_dir(host)
+        .with_context(|| format!("reading {}", host.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut files = 0;
+    for e in entries {
+        let (path, kind) = (e.path(), e.file_type()?);
+        let child = format!("{name}/{}", e.file_name().to_string_lossy());
+        if kind.is_dir() {
+            append_parents(b, dirs, &format!("{child}/"))?;
+            files += append_tree(b, dirs, &path, &child)?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&path)?;
+            if target.is_relative() {
+                let mut h = root_header(tar::EntryType::Symlink, 0o777, 0);
+                b.append_link(&mut h, &child, &target)?;
+                files += 1;
+            }
+        } else if kind.is_file() {
+            append_file(b, dirs, &path, &child)?;
+            files += 1;
+        }
+    }
+    Ok(files)
+}
+
+/// The Python layer (tar, gzip, file count): the host's [`PYTHON`] (and `usr/bin/python3`
+/// linking to it), [`PYTHON_LIB`], the libraries `ldd` names (under their directory's
+/// canonical host path, which the loader searches by default, as the name `ldd` printed), the
+/// dynamic loader at its `PT_INTERP` path, and [`SEQ_FILE`]: `seq_bytes` of seeded random bytes
+/// (incompressible). With `startup_only`, of [`PYTHON_LIB`] only the modules the host's
+/// interpreter loads to run `print(42)` ([`startup_modules`]) and the `lib-dynload` directory.
+fn python_layer(seq_bytes: usize, startup_only: bool) -> anyhow::Result<(Vec<u8>, Vec<u8>, usize)> {
+    use rand::{RngCore as _, SeedableRng as _};
+    use std::io::Write as _;
+    let ldd = std::process::Command::new("ldd")
+        .arg(PYTHON)
+        .output()
+        .with_context(|| format!("running ldd {PYTHON}"))?;
+    ensure!(
+        ldd.status.success(),
+        "ldd {PYTHON} failed ({}): {} (apt-get install python3.11)",
+        ldd.status,
+        String::from_utf8_lossy(&ldd.stderr).trim()
+    );
+    let (libs, loader) = ldd_paths(&String::from_utf8_lossy(&ldd.stdout));
+    let loader = loader.with_context(|| format!("ldd {PYTHON} names no dynamic loader"))?;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dirs = HashSet::new();
+    append_file(&mut b, &mut dirs, Path::new(PYTHON), &PYTHON[1..])?;
+    let mut h = root_header(tar::EntryType::Symlink, 0o777, 0);
+    b.append_link(&mut h, "usr/bin/python3", "python3.11")?;
+    let mut files = 2;
+    if startup_only {
+        append_parents(
+            &mut b,
+            &mut dirs,
+            &format!("{}/lib-dynload/x", &PYTHON_LIB[1..]),
+        )?;
+        for module in startup_modules()? {
+            append_file(&mut b, &mut dirs, &module, &module.to_string_lossy()[1..])?;
+            files += 1;
+        }
+    } else {
+        files += append_tree(&mut b, &mut dirs, Path::new(PYTHON_LIB), &PYTHON_LIB[1..])?;
+    }
+    for lib in &libs {
+        // The directory resolved (/lib -> usr/lib), the file name kept (the SONAME link).
+        let (dir, file) = (Path::new(lib).parent(), Path::new(lib).file_name());
+        let (Some(dir), Some(file)) = (dir, file) else {
+            bail!("ldd named {lib:?}, not a file path");
+        };
+        let real = std::fs::canonicalize(dir).with_context(|| format!("resolving {lib}"))?;
+        let name = real.join(file).to_string_lossy()[1..].to_string();
+        append_file(&mut b, &mut dirs, Path::new(lib), &name)?;
+        files += 1;
+    }
+    append_file(&mut b, &mut dirs, Path::new(&loader), &loader[1..])?;
+    let mut seq = vec![0u8; seq_bytes];
+    rand::rngs::StdRng::seed_from_u64(64).fill_bytes(&mut seq);
+    append_parents(&mut b, &mut dirs, &SEQ_FILE[1..])?;
+    let mut h = root_header(tar::EntryType::Regular, 0o644, seq.len() as u64);
+    b.append_data(&mut h, &SEQ_FILE[1..], seq.as_slice())?;
+    let layer = b.into_inner()?;
+    let mut e = strata_archive::Encoder::new(Compression::Gzip, Vec::new())?;
+    e.write_all(&layer)?;
+    Ok((layer, e.finish()?, files + 2))
+}
+
+/// The files under [`PYTHON_LIB`] of the modules the host's [`PYTHON`] has loaded when it runs
+/// a `-c` command (its start-up: `site`, `encodings`, `os`, ...).
+fn startup_modules() -> anyhow::Result<Vec<PathBuf>> {
+    let out = std::process::Command::new(PYTHON)
+        .args([
+            "-c",
+            "import sys\nfor m in list(sys.modules.values()):\n    f = getattr(m, '__file__', None)\n    f and print(f)",
+        ])
+        .output()
+        .with_context(|| format!("running {PYTHON}"))?;
+    ensure!(out.status.success(), "{PYTHON} -c failed ({})", out.status);
+    let mut files: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(PYTHON_LIB) && p.is_file() && !p.is_symlink())
+        .collect();
+    files.sort();
+    files.dedup();
+    ensure!(
+        !files.is_empty(),
+        "{PYTHON} loaded no module from {PYTHON_LIB}"
+    );
+    Ok(files)
+}
+
+/// The size of [`SEQ_FILE`]: 64 MiB, [`QUICK_SEQ_BYTES`] in `--quick` runs.
+fn seq_bytes(quick: bool) -> usize {
+    if quick { QUICK_SEQ_BYTES } else { SEQ_BYTES }
+}
+
+/// Drops the page cache (`sync; echo 3 > /proc/sys/vm/drop_caches`); needs root.
+async fn drop_caches() -> anyhow::Result<()> {
+    unpack::settle(Duration::ZERO).await;
+    tokio::fs::write("/proc/sys/vm/drop_caches", b"3\n")
+        .await
+        .context("writing 3 to /proc/sys/vm/drop_caches (needs root)")
+}
+
+/// Parses [`SEQ_SCRIPT`]'s output into (bytes read, seconds).
+fn parse_seq(out: &str) -> anyhow::Result<(u64, f64)> {
+    let mut words = out.split_whitespace();
+    let (Some(n), Some(s), None) = (words.next(), words.next(), words.next()) else {
+        bail!("sequential read printed {out:?}, expected \"<bytes> <seconds>\"");
+    };
+    let (n, s): (u64, f64) = (
+        n.parse().with_context(|| format!("byte count {n:?}"))?,
+        s.parse().with_context(|| format!("seconds {s:?}"))?,
+    );
+    ensure!(s > 0.0, "sequential read took {s} s");
+    Ok((n, s))
 }
 
 /// The compressed size of the layers of `reference` in namespace `ns` (its manifest, or the
@@ -341,17 +569,22 @@ struct Got {
     bytes: u64,
     /// Seconds from pull start until every lazy layer was local (fill on, lazy only).
     fill: Option<f64>,
+    /// MiB/s of the sequential read of [`SEQ_FILE`] (page cache dropped; after the fill when
+    /// it is on).
+    seq: f64,
 }
 
 /// Everything a round needs.
 struct Ctx<'a> {
     ctd: &'a Containerd,
     reference: String,
-    probe: String,
-    content: String,
+    /// The cri-pull binary built from integration/cri-pull.
+    cri_pull: PathBuf,
     layers: usize,
     counter: Counter,
     settle: Duration,
+    /// The size of [`SEQ_FILE`] in the image.
+    seq_bytes: usize,
 }
 
 /// Snapshot directories of strata-lazy now.
@@ -398,15 +631,49 @@ async fn wait_filled(
     }
 }
 
+/// The sequential read of [`SEQ_FILE`] in a `ctr run --rm` of `v`'s image (page cache
+/// dropped first), in MiB/s; the byte count is checked.
+async fn seq_read(
+    cx: &Ctx<'_>,
+    stack: &Stack,
+    v: Variant,
+    ns: &str,
+    id: &str,
+) -> anyhow::Result<f64> {
+    let (ctr, sock) = (cx.ctd.ctr(), &stack.containerd.socket);
+    drop_caches().await?;
+    let args = [
+        "run",
+        "--rm",
+        "--snapshotter",
+        v.snapshotter,
+        &cx.reference,
+        id,
+        PYTHON,
+        "-c",
+        SEQ_SCRIPT,
+        SEQ_FILE,
+    ];
+    let (n, secs) = parse_seq(&run_ctr(&ctr, sock, ns, &args).await?)?;
+    ensure!(
+        n == cx.seq_bytes as u64,
+        "{}: read {n} B of {SEQ_FILE}, expected {}",
+        v.key,
+        cx.seq_bytes
+    );
+    Ok(n as f64 / MIB / secs)
+}
+
 /// One round of `v` on `stack` in the fresh namespace `ns`: settle, timed pull, timed `ctr run
-/// --rm` reading the probe file (output checked), registry bytes, fill time; then `images rm
-/// --sync`, no blob left, namespace removed.
+/// --rm` of `python3.11 -c 'print(42)'` (output checked), registry bytes, fill time, then the
+/// sequential read; then `images rm --sync`, no blob left, namespace removed.
 async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> anyhow::Result<Got> {
     let (ctr, sock) = (cx.ctd.ctr(), &stack.containerd.socket);
     let reference = cx.reference.as_str();
     let (prog, mut args) = match v.puller {
         Puller::Rpull => (PathBuf::from("ctr-remote"), vec!["image", "rpull"]),
         Puller::Pull => (ctr.clone(), vec!["images", "pull"]),
+        Puller::CriPull => (cx.cri_pull.clone(), vec![]),
     };
     args.extend(["--plain-http", "--snapshotter", v.snapshotter, reference]);
     unpack::settle(cx.settle).await;
@@ -423,20 +690,17 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         v.snapshotter,
         reference,
         id,
-        "/bin/busybox",
-        "cat",
-        &cx.probe,
+        PYTHON,
+        FIRST[0],
+        FIRST[1],
     ];
     let out = run_ctr(&ctr, sock, ns, &run).await?;
     let run = t.elapsed().as_secs_f64();
     let bytes = cx.counter.get() - before;
     ensure!(
-        out == cx.content,
-        "{}: ctr run printed {} bytes, expected {} of {}",
-        v.key,
-        out.len(),
-        cx.content.len(),
-        cx.probe
+        out == FIRST_OUT,
+        "{}: {PYTHON} -c 'print(42)' printed {out:?}, expected {FIRST_OUT:?}",
+        v.key
     );
     if v.lazy() {
         // After the run (untimed): only the index, manifest and config; a layer containerd
@@ -453,6 +717,7 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         true => Some(wait_filled(&stack.lazy_dir(), &before_dirs, cx.layers, (start, wall)).await?),
         false => None,
     };
+    let seq = seq_read(cx, stack, v, ns, &format!("{id}-seq")).await?;
     run_ctr(&ctr, sock, ns, &["images", "rm", "--sync", reference]).await?;
     let blobs = run_ctr(&ctr, sock, ns, &["content", "ls", "-q"]).await?;
     ensure!(
@@ -467,7 +732,53 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         run,
         bytes,
         fill,
+        seq,
     })
+}
+
+/// Where integration/cri-pull's sources are: under the working directory, else next to this
+/// crate's sources (`CARGO_MANIFEST_DIR` at run time, then at build time).
+fn cri_pull_src() -> anyhow::Result<PathBuf> {
+    let mut candidates = vec![std::env::current_dir()?.join("integration/cri-pull")];
+    if let Some(m) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        candidates.push(PathBuf::from(m).join("../integration/cri-pull"));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/cri-pull"));
+    candidates
+        .into_iter()
+        .find(|d| d.join("main.go").is_file())
+        .context("integration/cri-pull/main.go not found (run from the repository's root)")
+}
+
+/// Builds integration/cri-pull into `dir/bin/cri-pull` as scripts/integration.sh does
+/// (GOPATH=/usr/share/gocode, Debian's Go packages); an error if go is missing or fails.
+async fn build_cri_pull(dir: &Path) -> anyhow::Result<PathBuf> {
+    ensure!(
+        tasks::on_path("go"),
+        "lazy: go not on PATH, needed to build integration/cri-pull (apt-get install golang-go \
+         golang-github-containerd-containerd-dev)"
+    );
+    let (src, out) = (cri_pull_src()?, dir.join("bin/cri-pull"));
+    let built = tokio::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOPATH", "/usr/share/gocode")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running go build")?;
+    ensure!(
+        built.status.success(),
+        "lazy: go build of {} failed ({}): {}",
+        src.display(),
+        built.status,
+        String::from_utf8_lossy(&built.stderr).trim()
+    );
+    Ok(out)
 }
 
 /// Why the group cannot run here, if it cannot.
@@ -502,12 +813,14 @@ pub async fn run(
         args.unpack_layers.first().copied().unwrap_or(3).max(1),
         args.unpack_mib.max(1),
     );
+    let cri_pull = build_cri_pull(dir).await?;
     let archive = dir.join("lazy-src.tar");
-    let (src, probe, content) = tokio::task::spawn_blocking(move || {
+    let quick = args.quick;
+    let (src, py_files, py_tar) = tokio::task::spawn_blocking(move || {
         let img = imagegen::ensure(&cache, layers, mib, &[Compression::Gzip])?
             .pop()
             .context("no generated image")?;
-        build_source(&img, &archive)
+        build_source(&img, &archive, quick)
     })
     .await??;
     let registry = Registry::start(&dir.join("registry"))?;
@@ -532,24 +845,31 @@ pub async fn run(
     let (total, nlayers) = convert(&on, ctd, &source, &reference).await?;
     let version = containerd_version(ctd).await;
     let line = format!(
-        "lazy image on containerd {version}: {} (+ busybox layer) converted by ctr-remote \
-         --estargz --oci in {:.1} s: {nlayers} layers, {:.1} MiB compressed ({total} B); probe \
-         file {probe} ({} B)",
+        "lazy image on containerd {version}: {} + busybox layer + Python layer ({PYTHON}, \
+         {PYTHON_LIB}{}, its shared libraries and loader, {SEQ_FILE} of {} random B: \
+         {py_files} files, {:.1} MiB tar) converted by ctr-remote --estargz --oci in {:.1} s: \
+         {nlayers} layers, {:.1} MiB compressed ({total} B)",
         src.meta.describe(),
+        if quick {
+            " (only the modules print(42) loads)"
+        } else {
+            ""
+        },
+        seq_bytes(quick),
+        py_tar as f64 / MIB,
         start.elapsed().as_secs_f64(),
         total as f64 / MIB,
-        content.len()
     );
     println!("{line}");
     notes.push(line);
     let cx = Ctx {
         ctd,
         reference,
-        probe,
-        content,
+        cri_pull,
         layers: nlayers,
         counter,
         settle: Duration::from_millis(if args.quick { 50 } else { 500 }),
+        seq_bytes: seq_bytes(quick),
     };
     let vs = variants(ctd);
     let mut got: Vec<Vec<Got>> = vec![Vec::new(); vs.len()];
@@ -563,20 +883,21 @@ pub async fn run(
             let g = one(&cx, stack, v, &ns, &format!("lazy-{}-{r}", v.key)).await?;
             println!(
                 "lazy {version} {} round {r}: pull {:.3} s, run {:.3} s, total {:.3} s, \
-                 registry sent {:.2} MiB{}",
+                 registry sent {:.2} MiB{}, sequential read {:.1} MiB/s",
                 v.describe(),
                 g.pull,
                 g.run,
                 g.pull + g.run,
                 g.bytes as f64 / MIB,
                 g.fill
-                    .map_or(String::new(), |f| format!(", all layers local at {f:.3} s"))
+                    .map_or(String::new(), |f| format!(", all layers local at {f:.3} s")),
+                g.seq
             );
             got[i].push(g);
         }
     }
     let group = format!("lazy, containerd {}", ctd.label());
-    report(&group, &vs, &got, total, &version, out);
+    report(&group, &vs, &got, total, &version, cx.seq_bytes, out);
     Ok(())
 }
 
@@ -587,8 +908,10 @@ fn report(
     got: &[Vec<Got>],
     total: u64,
     version: &str,
+    seq_bytes: usize,
     out: &mut Vec<Measurement>,
 ) {
+    let seq_mib = seq_bytes >> 20;
     let series = |key: &str, f: &dyn Fn(&Got) -> Option<f64>| -> Vec<f64> {
         vs.iter()
             .position(|v| v.key == key)
@@ -664,14 +987,46 @@ fn report(
         false,
         pair(nofill(&mib), series("overlayfs", &mib)),
     ));
+    let seq = |g: &Got| Some(g.seq);
+    out.push(Measurement::new(
+        group,
+        format!(
+            "sequential read {seq_mib} MiB: rpull strata-lazy, fill off (from the registry) vs \
+             full pull overlayfs"
+        ),
+        "lazy",
+        "MiB/s",
+        true,
+        pair(nofill(&seq), series("overlayfs", &seq)),
+    ));
+    for lazy in &lazies {
+        out.push(Measurement::new(
+            group,
+            format!(
+                "sequential read {seq_mib} MiB: {lazy} strata-lazy after the fill (local blob) vs full \
+                 pull overlayfs"
+            ),
+            "lazy",
+            "MiB/s",
+            true,
+            pair(series(lazy, &seq), series("overlayfs", &seq)),
+        ));
+    }
     if let Some(m) = out.get_mut(first) {
         m.notes.push(format!(
             "one containerd {version} with strata-proxy as its content store and snapshotters \
              (proxy_plugins incl. strata-lazy); \"strata\" = strata-lazy, \"containerd\" = the \
              full pull named in the row (stock ctr images pull --plain-http, unpack included, \
              into containerd's built-in overlayfs or strata-overlay), same eStargz image of \
-             {:.1} MiB compressed; run = ctr run --rm <img> <id> /bin/busybox cat <small file>, \
-             output checked; fresh namespace per round, images rm --sync after (no blob left); \
+             {:.1} MiB compressed; run = ctr run --rm <img> <id> /usr/bin/python3.11 -c \
+             'print(42)', output checked to be \"42\"; cri-pull = containerd's Go client Pull \
+             with unpack and snapshotters.AppendInfoHandlerWrapper (integration/cri-pull, the \
+             CRI plugin's way); sequential read = {SEQ_FILE} ({SEQ_BYTES} random B, \
+             {QUICK_SEQ_BYTES} in --quick runs, whose Python layer holds only the modules \
+             print(42) loads) read in 1 \
+             MiB read(2)s by python3.11 in a second ctr run --rm after echo 3 > \
+             /proc/sys/vm/drop_caches, timed inside the container around the read loop only \
+             (after the fill finished when it is on); fresh namespace per round, images rm --sync after (no blob left); \
              order rotating per round; fill-off rows on a second strata-proxy with [lazy] \
              background_fill = false; registry bytes = all bytes docker-registry sent (HTTP \
              headers included) through a counting TCP proxy in front of it, from pull start to \
@@ -721,5 +1076,157 @@ mod tests {
             v2_dir: Some("/x".into()),
         };
         assert!(keys(&two).contains(&"transfer"));
+    }
+
+    /// cri-pull (the Kubernetes path) is a strata-lazy variant with the fill on, on 1.x and 2.x.
+    #[test]
+    fn variants_have_cri_pull_on_both_versions() {
+        let two = Containerd {
+            v2_dir: Some("/x".into()),
+        };
+        for c in [Containerd::default(), two] {
+            let vs = variants(&c);
+            let v = vs
+                .iter()
+                .find(|v| v.key == "cri-pull")
+                .expect("cri-pull variant");
+            assert_eq!(v.puller, Puller::CriPull);
+            assert!(v.lazy() && !v.fill_off);
+            assert!(v.describe().starts_with("cri-pull"));
+        }
+    }
+
+    #[test]
+    fn ldd_paths_names_libraries_and_loader() {
+        let out = "\tlinux-vdso.so.1 (0x00007feffb920000)\n\
+                   \tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x00007feffb82f000)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007feffb603000)\n\
+                   \tlibgone.so.1 => not found\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007feffb922000)\n";
+        let (libs, loader) = ldd_paths(out);
+        assert_eq!(
+            libs,
+            [
+                "/lib/x86_64-linux-gnu/libm.so.6",
+                "/lib/x86_64-linux-gnu/libc.so.6"
+            ]
+        );
+        assert_eq!(loader.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+    }
+
+    #[test]
+    fn parse_seq_reads_bytes_and_seconds() {
+        let (n, s) = parse_seq("67108864 0.125\n").unwrap();
+        assert_eq!(n, 67_108_864);
+        assert!((s - 0.125).abs() < 1e-12);
+        assert!(parse_seq("67108864").is_err());
+        assert!(parse_seq("x 0.1").is_err());
+        assert!(parse_seq("1 0").is_err());
+        assert!(parse_seq("1 0.1 extra").is_err());
+    }
+
+    /// The entries of a gzip layer: path -> (entry type, size).
+    fn entries(gz: &[u8]) -> std::collections::HashMap<String, (tar::EntryType, u64)> {
+        let mut a = tar::Archive::new(strata_archive::compression::decoder(gz).unwrap());
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                (path, (e.header().entry_type(), e.size()))
+            })
+            .collect()
+    }
+
+    /// The Python layer built from the host's python3.11 (needs it installed) holds the
+    /// interpreter, its library, the loader at its PT_INTERP path, libc and the random file.
+    #[test]
+    fn python_layer_holds_interpreter_libraries_and_file() {
+        let (tar, gz, files) = python_layer(4096, false).unwrap();
+        let got = entries(&gz);
+        assert_eq!(
+            got.len(),
+            tar::Archive::new(tar.as_slice()).entries().unwrap().count()
+        );
+        let file = |p: &str| got.get(p).map(|e| e.0);
+        assert_eq!(file("usr/bin/python3.11"), Some(tar::EntryType::Regular));
+        assert_eq!(file("usr/bin/python3"), Some(tar::EntryType::Symlink));
+        assert_eq!(
+            file("usr/lib/python3.11/os.py"),
+            Some(tar::EntryType::Regular)
+        );
+        assert_eq!(
+            file("lib64/ld-linux-x86-64.so.2"),
+            Some(tar::EntryType::Regular)
+        );
+        assert!(got.keys().any(|k| k.ends_with("/libc.so.6")));
+        assert_eq!(
+            got.get("data/seq-64MiB.bin"),
+            Some(&(tar::EntryType::Regular, 4096))
+        );
+        assert!(!got.contains_key("usr/lib/python3.11/sitecustomize.py"));
+        let regular_or_link = got
+            .values()
+            .filter(|e| e.0 != tar::EntryType::Directory)
+            .count();
+        assert_eq!(files, regular_or_link);
+    }
+
+    /// `--quick`'s layer holds the interpreter, the modules its start-up loads and no others.
+    #[test]
+    fn the_startup_only_python_layer_holds_what_print_42_loads() {
+        let (_, gz, files) = python_layer(4096, true).unwrap();
+        let got = entries(&gz);
+        let file = |p: &str| got.get(p).map(|e| e.0);
+        assert_eq!(file("usr/bin/python3.11"), Some(tar::EntryType::Regular));
+        for m in [
+            "os.py",
+            "site.py",
+            "encodings/__init__.py",
+            "encodings/utf_8.py",
+        ] {
+            let path = format!("usr/lib/python3.11/{m}");
+            assert_eq!(file(&path), Some(tar::EntryType::Regular), "{path}");
+        }
+        assert_eq!(
+            file("usr/lib/python3.11/lib-dynload/"),
+            Some(tar::EntryType::Directory)
+        );
+        assert!(!got.contains_key("usr/lib/python3.11/json/__init__.py"));
+        let (_, _, all) = python_layer(4096, false).unwrap();
+        assert!(files * 5 < all, "{files} files of {all}");
+    }
+
+    /// The layer alone runs `print(42)` and the read script, in full and as `--quick` builds it
+    /// (chroot: needs root).
+    #[test]
+    #[ignore = "needs root (chroot)"]
+    fn python_layer_runs_in_chroot() {
+        for startup_only in [false, true] {
+            runs_in_chroot(startup_only);
+        }
+    }
+
+    fn runs_in_chroot(startup_only: bool) {
+        let (tar, _, _) = python_layer(3 << 20, startup_only).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        tar::Archive::new(tar.as_slice())
+            .unpack(dir.path())
+            .unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("chroot")
+                .arg(dir.path())
+                .arg(PYTHON)
+                .args(args)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run(&FIRST), FIRST_OUT);
+        let (n, _) = parse_seq(&run(&["-c", SEQ_SCRIPT, SEQ_FILE])).unwrap();
+        assert_eq!(n, 3 << 20);
     }
 }
