@@ -116,12 +116,8 @@ impl<S: RangeSource> Layer<S> {
 
     /// The bytes of `chunk` (verified), from the cache or [`Layer::chunk`].
     fn cached_chunk(&self, name: &str, chunk: &Chunk) -> Result<Arc<Vec<u8>>> {
-        if let Some(data) = self.cache.get(chunk.blob_offset) {
-            return Ok(data);
-        }
-        let data = Arc::new(self.chunk(name, chunk)?);
-        self.cache.put(chunk.blob_offset, data.clone());
-        Ok(data)
+        self.cache
+            .get_or_load(chunk.blob_offset, || self.chunk(name, chunk).map(Arc::new))
     }
 
     /// The bytes of `chunk`, decompressed from its gzip member or zstd frame and checked against
