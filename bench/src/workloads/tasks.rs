@@ -117,27 +117,30 @@ pub fn write_image(busybox: &[u8], out: &Path) -> anyhow::Result<u64> {
     Ok(gz.len() as u64)
 }
 
+/// A GNU tar header owned by root (names too) with a fixed mtime, for the layers the bench
+/// builds.
+pub fn root_header(kind: tar::EntryType, mode: u32, size: u64) -> anyhow::Result<tar::Header> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(MTIME);
+    h.set_username("root")?;
+    h.set_groupname("root")?;
+    Ok(h)
+}
+
 /// The busybox layer: `/bin/busybox` and the [`APPLETS`] as symlinks to it, as (tar, gzip).
 pub fn busybox_layer(busybox: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     let mut b = tar::Builder::new(Vec::with_capacity(busybox.len() + 8192));
-    let header = |kind: tar::EntryType, mode: u32, size: u64| -> anyhow::Result<tar::Header> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(MTIME);
-        h.set_username("root")?;
-        h.set_groupname("root")?;
-        Ok(h)
-    };
-    let mut h = header(tar::EntryType::Directory, 0o755, 0)?;
+    let mut h = root_header(tar::EntryType::Directory, 0o755, 0)?;
     b.append_data(&mut h, "bin/", std::io::empty())?;
-    let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64)?;
+    let mut h = root_header(tar::EntryType::Regular, 0o755, busybox.len() as u64)?;
     b.append_data(&mut h, "bin/busybox", busybox)?;
     for a in APPLETS {
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0)?;
+        let mut h = root_header(tar::EntryType::Symlink, 0o777, 0)?;
         b.append_link(&mut h, format!("bin/{a}"), "busybox")?;
     }
     let layer = b.into_inner()?;

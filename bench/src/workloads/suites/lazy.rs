@@ -322,7 +322,7 @@ fn append_file(
     let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
     let mode = std::fs::metadata(host)?.permissions().mode() & 0o7777;
     append_parents(b, dirs, name)?;
-    let mut h = root_header(tar::EntryType::Regular, mode, data.len() as u64);
+    let mut h = tasks::root_header(tar::EntryType::Regular, mode, data.len() as u64)?;
     b.append_data(&mut h, name, data.as_slice())?;
     Ok(())
 }
@@ -337,24 +337,12 @@ fn append_parents(
     while let Some(i) = name[at..].find('/') {
         let dir = &name[..at + i + 1];
         if dirs.insert(dir.to_string()) {
-            let mut h = root_header(tar::EntryType::Directory, 0o755, 0);
+            let mut h = tasks::root_header(tar::EntryType::Directory, 0o755, 0)?;
             b.append_data(&mut h, dir, std::io::empty())?;
         }
         at += i + 1;
     }
     Ok(())
-}
-
-/// A GNU tar header owned by root with a fixed mtime.
-fn root_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h
 }
 
 /// Appends the host tree `host` as `name` (sorted; symlinks kept when relative, skipped when
@@ -379,7 +367,7 @@ fn append_tree(
         } else if kind.is_symlink() {
             let target = std::fs::read_link(&path)?;
             if target.is_relative() {
-                let mut h = root_header(tar::EntryType::Symlink, 0o777, 0);
+                let mut h = tasks::root_header(tar::EntryType::Symlink, 0o777, 0)?;
                 b.append_link(&mut h, &child, &target)?;
                 files += 1;
             }
@@ -415,7 +403,7 @@ fn python_layer(seq_bytes: usize, startup_only: bool) -> anyhow::Result<(Vec<u8>
     let mut b = tar::Builder::new(Vec::new());
     let mut dirs = HashSet::new();
     append_file(&mut b, &mut dirs, Path::new(PYTHON), &PYTHON[1..])?;
-    let mut h = root_header(tar::EntryType::Symlink, 0o777, 0);
+    let mut h = tasks::root_header(tar::EntryType::Symlink, 0o777, 0)?;
     b.append_link(&mut h, "usr/bin/python3", "python3.11")?;
     let mut files = 2;
     if startup_only {
@@ -446,7 +434,7 @@ fn python_layer(seq_bytes: usize, startup_only: bool) -> anyhow::Result<(Vec<u8>
     let mut seq = vec![0u8; seq_bytes];
     rand::rngs::StdRng::seed_from_u64(64).fill_bytes(&mut seq);
     append_parents(&mut b, &mut dirs, &SEQ_FILE[1..])?;
-    let mut h = root_header(tar::EntryType::Regular, 0o644, seq.len() as u64);
+    let mut h = tasks::root_header(tar::EntryType::Regular, 0o644, seq.len() as u64)?;
     b.append_data(&mut h, &SEQ_FILE[1..], seq.as_slice())?;
     let layer = b.into_inner()?;
     let mut e = strata_archive::Encoder::new(Compression::Gzip, Vec::new())?;
