@@ -5,6 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use crate::{Error, Result};
+
 /// Default budget: 64 MiB of decompressed chunks per layer.
 pub const DEFAULT_BUDGET: usize = 64 << 20;
 
@@ -19,8 +21,9 @@ pub struct ChunkCache {
     loading: Mutex<HashMap<u64, Slot>>,
 }
 
-/// One load in progress; holds the loaded chunk for the reads that waited on it.
-type Slot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
+/// One load in progress; holds its outcome for the reads that waited on it (a failure as its
+/// message).
+type Slot = Arc<Mutex<Option<std::result::Result<Arc<Vec<u8>>, String>>>>;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -66,26 +69,40 @@ impl ChunkCache {
     }
 
     /// The chunk at `blob_offset`: from the cache, else from the one `load` running for it
-    /// (waiting for it), else from `load`, kept. A failed load is not shared: each waiting read
-    /// tries again.
-    pub fn get_or_load<E>(
+    /// (waiting for it, and failing with it: readers of a chunk the registry cannot serve wait
+    /// one timeout together, not one each in turn), else from `load`, kept. A read that comes
+    /// after a failed load tries again.
+    pub fn get_or_load(
         &self,
         blob_offset: u64,
-        load: impl FnOnce() -> Result<Arc<Vec<u8>>, E>,
-    ) -> Result<Arc<Vec<u8>>, E> {
+        load: impl FnOnce() -> Result<Arc<Vec<u8>>>,
+    ) -> Result<Arc<Vec<u8>>> {
         if let Some(data) = self.get(blob_offset) {
             return Ok(data);
         }
         let slot = self.loads().entry(blob_offset).or_default().clone();
         let mut loaded = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(data) = loaded.as_ref().cloned().or_else(|| self.get(blob_offset)) {
+        match loaded.as_ref() {
+            Some(Ok(data)) => return Ok(data.clone()),
+            Some(Err(e)) => {
+                return Err(Error::io(
+                    format!("chunk at {blob_offset}"),
+                    std::io::Error::other(e.clone()),
+                ));
+            }
+            None => {}
+        }
+        if let Some(data) = self.get(blob_offset) {
             return Ok(data);
         }
         let res = load();
-        if let Ok(data) = &res {
-            self.put(blob_offset, data.clone());
-            *loaded = Some(data.clone());
-        }
+        *loaded = Some(match &res {
+            Ok(data) => {
+                self.put(blob_offset, data.clone());
+                Ok(data.clone())
+            }
+            Err(e) => Err(e.to_string()),
+        });
         let mut loads = self.loads();
         if loads
             .get(&blob_offset)
@@ -132,37 +149,59 @@ mod tests {
         assert!(off.get(0).is_none());
     }
 
-    #[test]
-    fn reads_of_one_chunk_at_once_load_it_once_even_with_no_budget() {
+    /// Eight reads of one chunk at once, each with a load that takes 100 ms and succeeds or
+    /// fails as `ok` says; returns how many loads ran and the results.
+    fn eight_at_once(c: &ChunkCache, ok: bool) -> (usize, Vec<Result<Arc<Vec<u8>>>>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        for budget in [0, 1 << 20] {
-            let c = ChunkCache::new(budget);
-            let loads = AtomicUsize::new(0);
-            let start = std::sync::Barrier::new(8);
-            std::thread::scope(|s| {
-                for _ in 0..8 {
+        let loads = AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(8);
+        let got = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..8)
+                .map(|_| {
                     s.spawn(|| {
                         start.wait();
-                        let got = c.get_or_load(7, || {
+                        c.get_or_load(7, || {
                             loads.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_millis(100));
-                            Ok::<_, ()>(Arc::new(vec![7; 16]))
-                        });
-                        assert_eq!(got.unwrap()[0], 7);
-                    });
-                }
-            });
-            assert_eq!(loads.load(Ordering::SeqCst), 1, "budget {budget}");
+                            match ok {
+                                true => Ok(Arc::new(vec![7; 16])),
+                                false => Err(Error::Malformed("registry down".into())),
+                            }
+                        })
+                    })
+                })
+                .collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        (loads.load(Ordering::SeqCst), got)
+    }
+
+    #[test]
+    fn reads_of_one_chunk_at_once_load_it_once_even_with_no_budget() {
+        for budget in [0, 1 << 20] {
+            let c = ChunkCache::new(budget);
+            let (loads, got) = eight_at_once(&c, true);
+            assert_eq!(loads, 1, "budget {budget}");
+            assert!(got.iter().all(|g| g.as_ref().unwrap()[0] == 7));
             assert!(c.loads().is_empty(), "no load left in progress");
         }
+    }
+
+    #[test]
+    fn a_failed_load_fails_the_reads_that_waited_on_it_and_the_next_read_tries_again() {
         let c = ChunkCache::new(1 << 20);
-        assert_eq!(
-            c.get_or_load(1, || Err::<Arc<Vec<u8>>, _>("down")),
-            Err("down")
+        let t = std::time::Instant::now();
+        let (loads, got) = eight_at_once(&c, false);
+        assert_eq!(loads, 1, "the waiting reads share the failure");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(700),
+            "not one wait each"
         );
-        assert_eq!(
-            c.get_or_load(1, || Ok::<_, ()>(Arc::new(vec![1]))).unwrap()[0],
-            1
-        );
+        for g in got {
+            let e = g.unwrap_err().to_string();
+            assert!(e.contains("registry down"), "{e}");
+        }
+        assert!(c.loads().is_empty());
+        assert_eq!(c.get_or_load(7, || Ok(Arc::new(vec![1]))).unwrap()[0], 1);
     }
 }
