@@ -90,7 +90,6 @@ impl BlobSource {
         });
         if res.is_err() && resume.is_none() {
             // Nothing to resume from (a mismatch, a failed rename): start again from nothing.
-            *resume = None;
             self.filled.store(0, Ordering::Release);
             *self.local.write().unwrap_or_else(PoisonError::into_inner) = None;
             let _ = std::fs::remove_file(part);
