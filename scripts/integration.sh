@@ -272,7 +272,7 @@ start_containerd() {
 run_checks() { # name snapshotter image id
     local out exp
     exp=$(sed "s/@SPARSE_BYTES@/$SPARSE_BYTES/" "$it/expected_checks.txt")
-    if ! out=$(ctr_ run --rm --snapshotter "$2" "$3" "$4" /bin/sh -c "$(cat "$it/container_checks.sh")" 2>&1); then
+    if ! out=$("${CHECK_CTR:-ctr_}" run --rm --snapshotter "$2" "$3" "$4" /bin/sh -c "$(cat "$it/container_checks.sh")" 2>&1); then
         fail "$1" "ctr run failed: $(tail -3 <<<"$out")"
         return 1
     fi
@@ -284,7 +284,7 @@ run_checks() { # name snapshotter image id
 
 mount_snapshot() { # snapshotter key dir
     local line cmd t type src dst o opts
-    line=$(ctr_ snapshots --snapshotter "$1" mounts "$3" "$2") || return 1
+    line=$("${CHECK_CTR:-ctr_}" snapshots --snapshotter "$1" mounts "$3" "$2") || return 1
     [[ $(wc -l <<<"$line") -eq 1 ]] || { log "expected one mount, got: $line"; return 1; }
     read -r cmd t type src dst o opts <<<"$line"
     [[ $cmd == mount && $t == -t && $o == -o && $dst == "$3" ]] || { log "unexpected: $line"; return 1; }
@@ -895,6 +895,99 @@ lazy_round() { # format puller (rpull, cri-pull, transfer or local)
     fi
 }
 
+# Client 3 of strata-lazy: stock ctr (1.6) pulling through Strata's own runtime socket, no
+# containerd in between. Strata keeps the converted layers remote (their Writes answered
+# AlreadyExists, the blobs filled into its content store in the background) and strata-lazy
+# mounts each on the unpack's Stat of its chain ID: the pull reads footers and TOCs, a container
+# what it touches (range reads, 206); the content fill is the only whole-blob fetch (200), and
+# the lazy mounts take its copy instead of fetching the layers again.
+lazy_runtime_round() { # format
+    local f=$1 tag="lazy $1 (runtime socket, stock ctr pull)" ref=$REG/it/img:$1 src=$REG/it/img:plain s=$SECONDS
+    local NS=lazy-rt-$1 da=$WORK/mnt/lazy db=$WORK/mnt/lazyref n0 out listed top mounts ranged whole total i filled layer
+    mkdir -p "$da" "$db"
+    n0=$(wc -l <"$LOGS/registry.log")
+    if ! out=$(rt_ images pull --plain-http --snapshotter strata-lazy "$ref" 2>&1); then
+        fail "$tag: pull" "$out"
+        return
+    fi
+    listed=$(rt_ snapshots --snapshotter strata-lazy ls 2>&1)
+    top=$(awk 'NR > 1 { key[$1] = 1; if ($2 != "") par[$2] = 1 } END { for (k in key) if (!(k in par)) print k }' <<<"$listed")
+    mounts=$(findmnt -rn -t fuse -o TARGET | grep -c "^$SROOT/snapshots/lazy/")
+    if [[ $(wc -l <<<"$top") -ne 1 || -z $top || $mounts -ne 4 ]]; then
+        fail "$tag: pull" "expected 4 layers, each a FUSE mount under $SROOT/snapshots/lazy: $mounts mounts, snapshots: $listed"
+    else
+        pass "$tag: 4 layers served lazily (FUSE mounts made on the unpack's Stat)" "$s"
+    fi
+    s=$SECONDS
+    CHECK_CTR=rt_ SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: container checks" strata-lazy "$ref" "lazy-$RANDOM" &&
+        pass "$tag: container checks (ctr run on the runtime socket)" "$s"
+    ranged=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
+        awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && $9 == 206 { n += $10 } END { print n + 0 }')
+    total=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/it/img/manifests/$f" |
+        python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
+    # A layer the content fill finished before the unpack reached it is read locally (0 bytes).
+    if [[ -n $total && $((ranged * 2)) -lt $total ]]; then
+        pass "$tag: pull + first run read $ranged of the layers' $total bytes by range ($((ranged * 100 / total))%)"
+    else
+        fail "$tag: bytes read by range" "$ranged of ${total:-?} bytes (expected less than half)"
+    fi
+    s=$SECONDS
+    if ! CHECK_CTR=rt_ rt_ snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
+        ! ctr_ image pull --plain-http --snapshotter overlayfs "$src" >/dev/null ||
+        ! ctr_ snapshots --snapshotter overlayfs prepare lazy-ref "$LAZY_CHAIN" >/dev/null; then
+        fail "$tag == overlayfs" "preparing the comparison snapshots failed"
+    elif ! CHECK_CTR=rt_ mount_snapshot strata-lazy lazy-cmp "$da" || ! mount_snapshot overlayfs lazy-ref "$db"; then
+        fail "$tag == overlayfs" "mounting failed"
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
+        --lossy-names-a --label-a "strata-lazy($f, runtime)" --label-b overlayfs "$da" "$db" 2>&1); then
+        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+        pass "$tag: tree == containerd's overlayfs unpack of the gzip source" "$s"
+    fi
+    umount "$da" 2>/dev/null
+    umount "$db" 2>/dev/null
+    ctr_ snapshots --snapshotter overlayfs rm lazy-ref >/dev/null 2>&1
+    ctr_ image rm --sync "$src" >/dev/null 2>&1
+    rt_ snapshots --snapshotter strata-lazy rm lazy-cmp >/dev/null 2>&1
+    # The content fill: every layer becomes an ordinary blob of Strata's content store, and the
+    # lazy mounts switch to that copy (a verified link beside each snapshot).
+    s=$SECONDS
+    for ((i = 0; i < 300; i++)); do
+        filled=$(find "$SROOT/snapshots/lazy/snapshots" -mindepth 2 -maxdepth 2 -name blob | wc -l)
+        [[ $filled -ge 4 ]] && break
+        sleep 0.2
+    done
+    whole=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
+        awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && $9 == 200 { n += $10 } END { print n + 0 }')
+    if [[ $filled -lt 4 ]]; then
+        fail "$tag: background fill" "$filled of 4 layers filled after 60 s"
+    else
+        pass "$tag: content fill done: whole-blob GETs $whole bytes for layers of $total (each layer fetched once)" "$s"
+        [[ $whole -le $total ]] || fail "$tag: background fill" "fetched $whole bytes whole for layers of $total: some layer twice"
+        s=$SECONDS
+        stop_pid "$reg_pid" 5
+        layer=$(rt_ content ls -q | while read -r d; do
+            [[ $(rt_ content get "$d" | sha256sum | cut -d' ' -f1) == "${d#sha256:}" ]] || echo "$d"
+        done)
+        if [[ -n $layer ]]; then
+            fail "$tag: registry stopped after the fill" "blobs not readable or wrong: $layer"
+        else
+            CHECK_CTR=rt_ SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: registry stopped after the fill" strata-lazy "$ref" "lazy-$RANDOM" &&
+                pass "$tag: registry stopped after the fill: every blob reads back to its digest, a new container runs" "$s"
+        fi
+        start_registry || fail "$tag: registry restart" "see $LOGS/registry.log"
+    fi
+    s=$SECONDS
+    if out=$(rt_ images rm --sync "$ref" 2>&1) && [[ -z $(rt_ content ls -q) ]] &&
+        [[ -z $(rt_ snapshots --snapshotter strata-lazy ls | tail -n +2) ]] &&
+        ! findmnt -rn -o TARGET | grep -q "^$SROOT/snapshots/lazy/"; then
+        pass "$tag: images rm --sync leaves no blob, no snapshot and no FUSE mount" "$s"
+    else
+        fail "$tag: images rm --sync" "left: $out $(rt_ content ls -q) $(rt_ snapshots --snapshotter strata-lazy ls) $(findmnt -rn -o TARGET | grep "^$SROOT/snapshots/lazy/")"
+    fi
+}
+
 s=$SECONDS
 cat >"$WORK/reg.yml" <<YML
 version: 0.1
@@ -932,6 +1025,8 @@ if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
         lazy_convert "$f" || continue
         lazy_round "$f" rpull
         lazy_round "$f" cri-pull
+        # The runtime socket is Strata's own (1.6 API, 1.6 ctr): once, in the 1.6 run.
+        [[ $V == 1.6 ]] && lazy_runtime_round "$f"
         if [[ $V != 1.6 ]]; then
             lazy_round "$f" transfer
             lazy_round "$f" local

@@ -20,6 +20,12 @@ fn not_found(d: &Digest) -> Error {
 }
 
 impl ContentStore {
+    /// The file holding the bytes of `d` while any view holds it. Read-only for everyone but
+    /// the store: other processes may read it (e.g. a lazy layer's server adopting a copy).
+    pub fn blob_file(&self, d: &Digest) -> std::path::PathBuf {
+        self.inner.blob_path(d)
+    }
+
     /// The view's info for `d`; `NotFound` when the view does not hold it.
     pub fn info(&self, view: &str, d: &Digest) -> Result<Info> {
         let rec = self.inner.get_info(view, d)?.ok_or_else(|| not_found(d))?;

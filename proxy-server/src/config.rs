@@ -191,12 +191,17 @@ pub struct LazyFile {
     /// Whether each lazy layer is copied in the background, after which reads are local
     /// (default true).
     pub background_fill: Option<bool>,
+    /// Whether layers of eStargz / zstd:chunked images pulled through the runtime socket are
+    /// kept remote (the Write answered AlreadyExists, the blob filled in the background), so
+    /// that `strata-lazy` serves them lazily (default true).
+    pub runtime_pull: Option<bool>,
 }
 
 /// The resolved `[lazy]` settings.
 #[derive(Debug, Clone)]
 pub struct LazySettings {
     pub enabled: bool,
+    pub runtime_pull: bool,
     pub layer: strata_lazy::backend::LazyConfig,
 }
 
@@ -205,6 +210,7 @@ impl LazyFile {
         let d = strata_lazy::backend::LazyConfig::default();
         LazySettings {
             enabled: self.enabled.unwrap_or(true),
+            runtime_pull: self.runtime_pull.unwrap_or(true),
             layer: strata_lazy::backend::LazyConfig {
                 cache_bytes: self.cache_mib.map_or(d.cache_bytes, |m| m << 20),
                 background_fill: self.background_fill.unwrap_or(d.background_fill),

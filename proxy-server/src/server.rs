@@ -252,8 +252,26 @@ fn open_runtime(stores: &Stores, config: &Config) -> anyhow::Result<strata_runti
         unpack: config.unpack.clone(),
         scratch: config.root.join("tmp"),
         tasks: config.tasks.clone(),
+        fetcher: runtime_fetcher(config),
     };
     strata_runtime::Runtime::open(parts).context("opening the runtime")
+}
+
+/// The runtime's fetcher of the layers it keeps remote (`[lazy] runtime_pull`).
+fn runtime_fetcher(config: &Config) -> Option<Arc<dyn strata_runtime::BlobFetcher>> {
+    if !(config.lazy.enabled && config.lazy.runtime_pull) {
+        return None;
+    }
+    match strata_registry::Registry::new(config.registry.clone()) {
+        Ok(registry) => Some(Arc::new(crate::runtime::RegistryFetcher::new(
+            registry,
+            tokio::runtime::Handle::current(),
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "layers pulled through the runtime socket are fetched by the client: the registry client");
+            None
+        }
+    }
 }
 
 type ProxyServices = (

@@ -65,24 +65,52 @@ impl NsContent {
     }
 
     pub fn info(&self, ctx: &Ctx, d: &Digest) -> Result<Info> {
-        Ok(self.rt.store().info(&ctx.view(), d)?)
+        match self.rt.store().info(&ctx.view(), d) {
+            Err(strata_content::Error::NotFound(m)) => self
+                .rt
+                .remote()
+                .info(&ctx.namespace, d)?
+                .ok_or(Error::NotFound(m)),
+            r => Ok(r?),
+        }
     }
 
     pub fn update(&self, ctx: &Ctx, d: &Digest, labels: &Labels, paths: &[String]) -> Result<Info> {
         let _g = self.rt.hold();
-        let info = self.rt.store().update(&ctx.view(), d, labels, paths)?;
+        let info = match self.rt.store().update(&ctx.view(), d, labels, paths) {
+            Err(strata_content::Error::NotFound(m)) => self
+                .rt
+                .remote()
+                .update(&ctx.namespace, d, labels, paths)?
+                .ok_or(Error::NotFound(m))?,
+            r => r?,
+        };
         self.rt.changed([node(ctx, d)], false);
         Ok(info)
     }
 
+    /// The namespace's blobs matching `filters` (remote ones too), by digest.
     pub fn list(&self, ctx: &Ctx, filters: &[String]) -> Result<Vec<Info>> {
-        Ok(self.rt.store().list(&ctx.view(), filters)?)
+        let mut out = self.rt.store().list(&ctx.view(), filters)?;
+        let remote = self.rt.remote().list(&ctx.namespace, filters)?;
+        if !remote.is_empty() {
+            out.extend(remote);
+            out.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+        }
+        Ok(out)
     }
 
     /// Deletes the namespace's record of `d` (the bytes go when no view holds them).
     pub fn delete(&self, ctx: &Ctx, d: &Digest) -> Result<()> {
         let _g = self.rt.hold();
-        self.rt.store().delete(&ctx.view(), d)?;
+        match self.rt.store().delete(&ctx.view(), d) {
+            Err(strata_content::Error::NotFound(m)) => {
+                if !self.rt.remote().delete(&ctx.namespace, d)? {
+                    return Err(Error::NotFound(m));
+                }
+            }
+            r => r?,
+        }
         // The call's lease no longer holds it (containerd's `removeContentLease`).
         self.rt.leases().detach(ctx, "content", &d.to_string())?;
         self.rt.changed([], true);
@@ -95,8 +123,18 @@ impl NsContent {
         Ok(())
     }
 
+    /// A reader of `d`; a remote blob is waited for until its fill is done (blocking).
     pub fn reader(&self, ctx: &Ctx, d: &Digest) -> Result<BlobReader> {
-        Ok(self.rt.store().reader(&ctx.view(), d)?)
+        match self.rt.store().reader(&ctx.view(), d) {
+            Err(strata_content::Error::NotFound(m)) => {
+                if self.rt.remote().get(&ctx.namespace, d)?.is_none() {
+                    return Err(Error::NotFound(m));
+                }
+                self.rt.wait_for_fill(&ctx.namespace, d)?;
+                Ok(self.rt.store().reader(&ctx.view(), d)?)
+            }
+            r => Ok(r?),
+        }
     }
 
     pub fn status(&self, ctx: &Ctx, r: &str) -> Result<Status> {
@@ -152,21 +190,24 @@ impl NsContent {
     /// content a client finds already present, so a later removal cannot take it).
     pub fn exists(&self, ctx: &Ctx, d: &Digest) -> Result<bool> {
         let _g = self.rt.hold();
-        if self.rt.store().info(&ctx.view(), d).is_err() {
+        if self.rt.store().info(&ctx.view(), d).is_err()
+            && self.rt.remote().get(&ctx.namespace, d)?.is_none()
+        {
             return Ok(false);
         }
         self.rt.leases().attach(ctx, "content", &d.to_string())?;
         Ok(true)
     }
 
-    /// Opens (or resumes) the ingest `r`. AlreadyExists when the namespace holds `expected`;
-    /// a shared ingest when another view holds its bytes with a matching size.
+    /// Opens (or resumes) the ingest `r`. AlreadyExists when the namespace holds `expected`,
+    /// or now holds it as a remote blob (a layer Strata serves lazily, see `remote`); a shared
+    /// ingest when another view holds its bytes with a matching size.
     pub fn open(&self, ctx: &Ctx, r: &str, total: u64, expected: Option<Digest>) -> Result<Opened> {
         if r.is_empty() {
             return Err(Error::InvalidArgument("ref must not be empty".into()));
         }
         if let Some(d) = &expected
-            && self.exists(ctx, d)?
+            && (self.exists(ctx, d)? || self.rt.claim_remote(ctx, d, total)?)
         {
             return Err(Error::AlreadyExists(format!("content {d}: already exists")));
         }

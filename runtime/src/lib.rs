@@ -31,8 +31,10 @@ mod error;
 pub mod events;
 pub mod gc;
 mod images;
+mod lazy_stat;
 mod leases;
 mod namespaces;
+mod remote;
 mod snapshots;
 mod table;
 pub mod tasks;
@@ -52,8 +54,10 @@ pub use error::{Error, Result};
 pub use events::{AnyValue, Envelope, Event, Exchange};
 pub use gc::{GcConfig, GcStats};
 pub use images::{Descriptor, Image, Images};
+pub use lazy_stat::{LAZY_SNAPSHOTTER, chain_id};
 pub use leases::{Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
+pub use remote::{BlobFetcher, FILL_VIEW, RemoteRecord};
 pub use snapshots::NsSnapshots;
 pub use tasks::{CreateTask, Exit, Process, Status, Stdio, TaskConfig, TaskEvent, Tasks};
 
@@ -69,6 +73,7 @@ pub const COLUMN_FAMILIES: &[&str] = &[
     leases::CF,
     leases::CF_RESOURCES,
     content::CF_INGESTS,
+    remote::CF_REMOTE,
 ];
 
 /// Snapshotter names containerd's clients use by default, and the backends they mean here.
@@ -95,6 +100,8 @@ pub struct Parts {
     pub scratch: std::path::PathBuf,
     /// Where tasks live and what runs them.
     pub tasks: TaskConfig,
+    /// Fetches the layers kept remote (`None`: every layer is fetched by the client).
+    pub fetcher: Option<Arc<dyn BlobFetcher>>,
 }
 
 /// The runtime: cheap to clone, all clones share one state.
@@ -119,6 +126,7 @@ pub(crate) struct Inner {
     unpack: UnpackConfig,
     scratch: std::path::PathBuf,
     tasks: tasks::Manager,
+    remote: remote::Remote,
 }
 
 impl Runtime {
@@ -129,6 +137,7 @@ impl Runtime {
                 return Err(Error::Internal(format!("column family {cf} is missing")));
             }
         }
+        let remote = remote::Remote::new(parts.db.clone(), parts.fetcher);
         let inner = Arc::new(Inner {
             db: parts.db,
             content: parts.content,
@@ -143,10 +152,12 @@ impl Runtime {
             unpack: parts.unpack,
             scratch: parts.scratch,
             tasks: tasks::Manager::new(parts.tasks),
+            remote,
         });
         let rt = Runtime { inner };
         rt.inner.tasks.recover(&rt);
         rt.inner.scheduler.start(rt.clone());
+        rt.resume_fills()?;
         Ok(rt)
     }
 

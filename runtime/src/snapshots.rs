@@ -36,8 +36,21 @@ impl NsSnapshots {
         self.rt.snapshotter(sn)
     }
 
+    /// The snapshot `key`. On `strata-lazy`, the chain ID of a layer the namespace holds as a
+    /// remote blob is made on the spot, served lazily (see `lazy_stat`).
     pub async fn stat(&self, ctx: &Ctx, sn: &str, key: &str) -> Result<Info> {
-        Ok(self.backend(sn)?.1.stat(&ctx.view(), key).await?)
+        let (name, b) = self.backend(sn)?;
+        match b.stat(&ctx.view(), key).await {
+            Err(strata_snapshotters::Error::NotFound(m))
+                if name == crate::LAZY_SNAPSHOTTER && key.starts_with("sha256:") =>
+            {
+                match self.rt.lazy_stat(ctx, sn, &name, key).await? {
+                    Some(info) => Ok(info),
+                    None => Err(Error::NotFound(m)),
+                }
+            }
+            r => Ok(r?),
+        }
     }
 
     pub async fn usage(&self, ctx: &Ctx, sn: &str, key: &str) -> Result<Usage> {

@@ -12,6 +12,10 @@ const STARGZ_IMAGE: &str = "containerd.io/snapshot/remote/stargz.reference";
 const STARGZ_LAYER: &str = "containerd.io/snapshot/remote/stargz.digest";
 const CRI_IMAGE: &str = "containerd.io/snapshot/cri.image-ref";
 const CRI_LAYER: &str = "containerd.io/snapshot/cri.layer-digest";
+/// Where the layer blob will appear once another fetch of it is done (Strata's runtime sets it
+/// for layers its content store fills): the layer is taken from there, verified, instead of
+/// being fetched from the registry a second time.
+pub const STORE_BLOB: &str = "containerd.io/snapshot/strata.store-blob";
 
 /// A lazily served layer: where it lives and how to check it. Kept as `lazy.json` in the
 /// snapshot's directory, so a restarted daemon serves it again.
@@ -23,6 +27,10 @@ pub struct LayerRef {
     pub digest: String,
     /// The TOC JSON's digest (the layer's `containerd.io/snapshot/stargz/toc.digest`).
     pub toc_digest: String,
+    /// The file another fetch of the layer fills ([`STORE_BLOB`]): the background fill takes
+    /// the layer from there (checked against `digest`) instead of from the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_blob: Option<std::path::PathBuf>,
 }
 
 impl LayerRef {
@@ -34,6 +42,7 @@ impl LayerRef {
             image: get(STARGZ_IMAGE, CRI_IMAGE)?,
             digest: get(STARGZ_LAYER, CRI_LAYER)?,
             toc_digest: labels.get(TOC_DIGEST_ANNOTATION)?.clone(),
+            store_blob: labels.get(STORE_BLOB).map(Into::into),
         })
     }
 }
@@ -61,7 +70,8 @@ mod tests {
             Some(LayerRef {
                 image: "127.0.0.1:5000/a:1".into(),
                 digest: "sha256:aa".into(),
-                toc_digest: "sha256:bb".into()
+                toc_digest: "sha256:bb".into(),
+                store_blob: None,
             })
         );
         let cri = [

@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 
 use super::labels::{LayerRef, SNAPSHOT_REF};
 use super::serve::{self, LAZY_JSON, Server, is_served};
-use super::source::BlobSource;
+use super::source::{BlobSource, link_verified};
 use crate::RangeSource;
 use crate::estargz::Layer;
 use crate::fs::Mounted;
@@ -176,6 +176,13 @@ impl LazyLayout {
     fn fill_lazy(&self, tmp: &Path, r: &LayerRef) -> Result<()> {
         let fs = tmp.join("fs");
         std::fs::create_dir(&fs).map_err(|e| Error::io(format!("mkdir {}", fs.display()), e))?;
+        // A layer whose bytes are local already (the content store's copy) is read from there.
+        if let Some(from) = r.store_blob.as_deref().filter(|p| p.exists())
+            && let Err(e) =
+                link_verified(from, &tmp.join("blob.part"), &tmp.join("blob"), &r.digest)
+        {
+            tracing::warn!(digest = %r.digest, error = %e, "lazy layer not taken from the content store");
+        }
         let layer = self.open_layer(tmp, r)?;
         let json = serde_json::to_vec(r).map_err(|e| io_err("encode lazy.json", e))?;
         let path = tmp.join(LAZY_JSON);

@@ -68,7 +68,14 @@ pub async fn mount_and_fill(
     let mounted = crate::fs::mount(layer.clone(), &fs, &MountOptions::default())
         .await
         .map_err(|e| io::Error::other(format!("mount {}: {e}", fs.display())))?;
-    if config.background_fill && !layer.source().is_local() {
+    if config.background_fill
+        && !layer.source().is_local()
+        && let Some(from) = r.store_blob.clone()
+    {
+        let dir = dir.to_path_buf();
+        let digest = r.digest.clone();
+        std::thread::spawn(move || adopt_when_there(&dir, &from, &layer, &digest));
+    } else if config.background_fill && !layer.source().is_local() {
         let (part, done, digest) = (dir.join("blob.part"), dir.join("blob"), r.digest.clone());
         tokio::task::spawn_blocking(move || {
             match layer
@@ -81,6 +88,31 @@ pub async fn mount_and_fill(
         });
     }
     Ok(mounted)
+}
+
+/// How often a layer filled elsewhere is looked for.
+const ADOPT_POLL: Duration = Duration::from_secs(1);
+
+/// Waits until `from` (the content store's copy of the layer) exists, then reads the layer
+/// from a verified link of it; gives up when the snapshot `dir` is removed.
+fn adopt_when_there(dir: &Path, from: &Path, layer: &Layer<BlobSource>, digest: &str) {
+    while dir.join(LAZY_JSON).exists() {
+        if from.exists() {
+            match layer
+                .source()
+                .adopt(from, &dir.join("blob.part"), &dir.join("blob"), digest)
+            {
+                Ok(()) => {
+                    tracing::info!(%digest, "lazy layer taken from the content store; reads are local")
+                }
+                Err(e) => {
+                    tracing::warn!(%digest, error = %e, "lazy layer not taken from the content store")
+                }
+            }
+            return;
+        }
+        std::thread::sleep(ADOPT_POLL);
+    }
 }
 
 /// Whether `fs` is a FUSE mount that answers (a session a killed server left answers ENOTCONN).

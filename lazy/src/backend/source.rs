@@ -97,6 +97,28 @@ impl BlobSource {
         res
     }
 
+    /// Takes the layer from `from`, a complete copy another fetch made (the content store's),
+    /// instead of the registry ([`link_verified`] to `done`), and reads from it from then on.
+    pub fn adopt(&self, from: &Path, part: &Path, done: &Path, digest: &str) -> io::Result<()> {
+        if self.is_local() {
+            return Ok(());
+        }
+        let Ok(_one) = self.resume.try_lock() else {
+            return Err(io::Error::other("the layer is being filled already"));
+        };
+        link_verified(from, part, done, digest)?;
+        let file = File::open(done)?;
+        if file.metadata()?.len() != self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("layer {digest} has another size than its source"),
+            ));
+        }
+        *self.local.write().unwrap_or_else(PoisonError::into_inner) = Some(file);
+        self.filled.store(self.size, Ordering::Release);
+        Ok(())
+    }
+
     /// [`Self::fill`] until it succeeds: after an I/O error it waits `first_wait`, doubling up
     /// to [`MAX_FILL_WAIT`], and resumes; a copy that does not match its digest is fetched
     /// again at most [`FILL_MISMATCHES`] times in all. Returns the last error when it gives up.
@@ -178,6 +200,45 @@ impl BlobSource {
         }
         file.sync_data()
     }
+}
+
+/// Links (or, across filesystems, copies) `from` to `part`, checks it against `digest`
+/// (`sha256:<hex>`), renames it to `done` and makes that durable. A copy that does not match is
+/// deleted (`InvalidData`).
+pub fn link_verified(from: &Path, part: &Path, done: &Path, digest: &str) -> io::Result<()> {
+    let _ = std::fs::remove_file(part);
+    if std::fs::hard_link(from, part).is_err() {
+        std::fs::copy(from, part)?;
+    }
+    let res = sha256_of(part).and_then(|got| {
+        if got != digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("copy {} of layer {digest} is {got}", from.display()),
+            ));
+        }
+        std::fs::rename(part, done)?;
+        File::open(done.parent().unwrap_or(Path::new(".")))?.sync_all()
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(part);
+    }
+    res
+}
+
+/// `sha256:<hex>` of the file at `path`.
+fn sha256_of(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(hash.finalize())))
 }
 
 /// The longest wait between two attempts of a fill.

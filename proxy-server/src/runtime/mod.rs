@@ -8,6 +8,7 @@ mod content;
 pub mod convert;
 mod diff;
 mod events;
+mod fetch;
 mod images;
 mod introspection;
 mod leases;
@@ -22,6 +23,7 @@ use strata_runtime::Runtime;
 use tonic::service::Routes;
 
 pub use content::RuntimeContent;
+pub use fetch::RegistryFetcher;
 pub use snapshots::RuntimeSnapshots;
 
 use crate::api::containers::containers_server::ContainersServer;

@@ -120,6 +120,14 @@ impl Runtime {
             };
             g.add(node, refs, is_root(&info.labels));
         }
+        for info in self.remote().list(ns, &[])? {
+            let node = Node::new(Resource::Content, ns, info.digest.to_string());
+            let refs = Refs {
+                parent: None,
+                others: self.label_nodes(ns, &info.labels),
+            };
+            g.add(node, refs, is_root(&info.labels));
+        }
         Ok(())
     }
 

@@ -63,6 +63,7 @@ impl Runtime {
         stats.ingests = ingests.len();
         let mut reclaim = Reclaim::default();
         for (ns, digests) in blobs {
+            stats.content += self.remote().delete_many(ns, &digests)?;
             let removed = self.store().delete_many(&view_of(ns), &digests)?;
             stats.content += removed.len();
             reclaim.digests.extend(removed);

@@ -106,6 +106,7 @@ impl Env {
                 state: dir.path().join("state"),
                 ..Default::default()
             },
+            fetcher: None,
         };
         let rt = {
             let _g = tokio.enter();
