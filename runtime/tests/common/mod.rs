@@ -63,6 +63,15 @@ impl Env {
     }
 
     pub fn with_gc(gc: GcConfig) -> Env {
+        Env::open(gc, None)
+    }
+
+    /// A runtime (manual collector) that keeps servable layers remote, fetched by `fetcher`.
+    pub fn with_fetcher(fetcher: Arc<dyn strata_runtime::BlobFetcher>) -> Env {
+        Env::open(manual_gc(), Some(fetcher))
+    }
+
+    fn open(gc: GcConfig, fetcher: Option<Arc<dyn strata_runtime::BlobFetcher>>) -> Env {
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -106,7 +115,7 @@ impl Env {
                 state: dir.path().join("state"),
                 ..Default::default()
             },
-            fetcher: None,
+            fetcher,
         };
         let rt = {
             let _g = tokio.enter();
