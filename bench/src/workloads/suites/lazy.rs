@@ -2,7 +2,8 @@
 //! (`python3.11 -c 'print(42)'`), with strata-lazy (`ctr-remote image rpull --snapshotter
 //! strata-lazy`; containerd's Go client Pull with unpack and the CRI plugin's
 //! `AppendInfoHandlerWrapper`, i.e. integration/cri-pull; and on 2.x stock `ctr images pull`
-//! through the Transfer service) against full pulls (`ctr images pull` into containerd's
+//! through the Transfer service; and stock 1.6 `ctr images pull` on Strata's own runtime socket,
+//! no containerd involved) against full pulls (`ctr images pull` into containerd's
 //! built-in overlayfs and into strata-overlay) of the same eStargz image, on the same
 //! containerd with Strata as its content store and snapshotters; the bytes the registry sent
 //! before the run finished (background fill off); with the fill on, how long until every lazy
@@ -92,6 +93,8 @@ struct Variant {
     snapshotter: &'static str,
     /// Whether it runs on the stack whose strata-proxy has the background fill off.
     fill_off: bool,
+    /// Whether it drives Strata's runtime socket with the stock 1.6 `ctr` (no containerd).
+    runtime: bool,
 }
 
 impl Variant {
@@ -99,7 +102,25 @@ impl Variant {
         self.snapshotter == "strata-lazy"
     }
 
+    /// The `ctr` to run and the socket it talks to.
+    fn endpoint(&self, cx: &Ctx<'_>, stack: &Stack) -> anyhow::Result<(PathBuf, PathBuf)> {
+        if !self.runtime {
+            return Ok((cx.ctd.ctr(), stack.containerd.socket.clone()));
+        }
+        let sock = stack.strata.runtime_socket.clone();
+        Ok((
+            PathBuf::from("ctr"),
+            sock.context("strata-proxy has no runtime socket")?,
+        ))
+    }
+
     fn describe(&self) -> String {
+        if self.runtime {
+            return format!(
+                "ctr images pull --snapshotter {} on Strata's runtime socket",
+                self.snapshotter
+            );
+        }
         match self.puller {
             Puller::Rpull => format!("ctr-remote image rpull --snapshotter {}", self.snapshotter),
             Puller::Pull => format!("ctr images pull --snapshotter {}", self.snapshotter),
@@ -118,6 +139,7 @@ fn variants(ctd: &Containerd) -> Vec<Variant> {
         puller,
         snapshotter,
         fill_off,
+        runtime: false,
     };
     let mut out = vec![
         v("rpull", Puller::Rpull, "strata-lazy", false),
@@ -125,6 +147,10 @@ fn variants(ctd: &Containerd) -> Vec<Variant> {
         v("overlayfs", Puller::Pull, "overlayfs", false),
         v("strata-overlay", Puller::Pull, "strata-overlay", false),
         v("rpull-nofill", Puller::Rpull, "strata-lazy", true),
+        Variant {
+            runtime: true,
+            ..v("runtime", Puller::Pull, "strata-lazy", false)
+        },
     ];
     if ctd.v2_dir.is_some() {
         out.insert(1, v("transfer", Puller::Pull, "strata-lazy", false));
@@ -628,7 +654,8 @@ async fn seq_read(
     ns: &str,
     id: &str,
 ) -> anyhow::Result<f64> {
-    let (ctr, sock) = (cx.ctd.ctr(), &stack.containerd.socket);
+    let (ctr, sock) = v.endpoint(cx, stack)?;
+    let sock = &sock;
     drop_caches().await?;
     let args = [
         "run",
@@ -656,7 +683,8 @@ async fn seq_read(
 /// --rm` of `python3.11 -c 'print(42)'` (output checked), registry bytes, fill time, then the
 /// sequential read; then `images rm --sync`, no blob left, namespace removed.
 async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> anyhow::Result<Got> {
-    let (ctr, sock) = (cx.ctd.ctr(), &stack.containerd.socket);
+    let (ctr, sock) = v.endpoint(cx, stack)?;
+    let sock = &sock;
     let reference = cx.reference.as_str();
     let (prog, mut args) = match v.puller {
         Puller::Rpull => (PathBuf::from("ctr-remote"), vec!["image", "rpull"]),
@@ -690,9 +718,10 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         "{}: {PYTHON} -c 'print(42)' printed {out:?}, expected {FIRST_OUT:?}",
         v.key
     );
-    if v.lazy() {
+    if v.lazy() && !v.runtime {
         // After the run (untimed): only the index, manifest and config; a layer containerd
-        // fetched would be listed too.
+        // fetched would be listed too. (On the runtime socket the layers are listed: Strata
+        // keeps them as remote blobs while it fills them.)
         let blobs = run_ctr(&ctr, sock, ns, &["content", "ls", "-q"]).await?;
         let n = blobs.lines().filter(|l| !l.trim().is_empty()).count();
         ensure!(
@@ -1009,7 +1038,10 @@ fn report(
              {:.1} MiB compressed; run = ctr run --rm <img> <id> /usr/bin/python3.11 -c \
              'print(42)', output checked to be \"42\"; cri-pull = containerd's Go client Pull \
              with unpack and snapshotters.AppendInfoHandlerWrapper (integration/cri-pull, the \
-             CRI plugin's way); sequential read = {SEQ_FILE} ({SEQ_BYTES} random B, \
+             CRI plugin's way); runtime = the stock 1.6 ctr images pull and ctr run on \
+             Strata's own runtime socket, no containerd (Strata keeps the layers remote, \
+             strata-lazy mounts them on the unpack's Stat, and its content store fills them in \
+             the background from pull start: that fill is in its registry bytes); sequential read = {SEQ_FILE} ({SEQ_BYTES} random B, \
              {QUICK_SEQ_BYTES} in --quick runs, whose Python layer holds only the modules \
              print(42) loads) read in 1 \
              MiB read(2)s by python3.11 in a second ctr run --rm after echo 3 > \
