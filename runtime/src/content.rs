@@ -95,7 +95,7 @@ impl NsContent {
         let remote = self.rt.remote().list(&ctx.namespace, filters)?;
         if !remote.is_empty() {
             out.extend(remote);
-            out.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+            out.sort_by_key(|i| i.digest.to_string());
         }
         Ok(out)
     }
