@@ -85,6 +85,7 @@ impl NsContent {
                 .ok_or(Error::NotFound(m))?,
             r => r?,
         };
+        self.rt.remote().labelled(&ctx.namespace, d, labels);
         self.rt.changed([node(ctx, d)], false);
         Ok(info)
     }

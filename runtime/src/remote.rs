@@ -101,6 +101,9 @@ struct FillState {
 pub(crate) struct Remote {
     table: Table,
     fetcher: Option<Arc<dyn BlobFetcher>>,
+    /// Blobs labelled with a registry source since start, by namespace: the manifests a layer
+    /// Write is checked against (so namespaces that pull nothing pay nothing).
+    sourced: Mutex<HashMap<String, HashSet<Digest>>>,
     fills: Mutex<HashMap<Digest, FillState>>,
     changed: Condvar,
 }
@@ -114,8 +117,35 @@ impl Remote {
         Remote {
             table: Table::new(db, CF_REMOTE, "remote blob"),
             fetcher,
+            sourced: Mutex::default(),
             fills: Mutex::default(),
             changed: Condvar::new(),
+        }
+    }
+
+    /// Notes that blob `d` of `ns` was labelled with `labels` (an Update): a registry source
+    /// makes it a manifest layer Writes are checked against.
+    pub(crate) fn labelled(&self, ns: &str, d: &Digest, labels: &Labels) {
+        if self.fetcher.is_some() && labels.keys().any(|k| k.starts_with(SOURCE_LABEL)) {
+            lock(&self.sourced)
+                .entry(ns.to_string())
+                .or_default()
+                .insert(d.clone());
+        }
+    }
+
+    /// The blobs of `ns` labelled with a registry source since start.
+    fn sourced(&self, ns: &str) -> Vec<Digest> {
+        lock(&self.sourced)
+            .get(ns)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a labelled blob that is gone.
+    fn unsource(&self, ns: &str, d: &Digest) {
+        if let Some(s) = lock(&self.sourced).get_mut(ns) {
+            s.remove(d);
         }
     }
 
@@ -256,11 +286,15 @@ impl Runtime {
     }
 
     /// The record `d` would get: a layer with a TOC digest listed by a manifest of the
-    /// namespace that names its registry source.
+    /// namespace that names its registry source (labelled so since start).
     fn servable_layer(&self, ctx: &Ctx, d: &Digest) -> Result<Option<RemoteRecord>> {
         let view = ctx.view();
         let ds = d.to_string();
-        for m in self.store().list(&view, &[])? {
+        for md in self.remote().sourced(&ctx.namespace) {
+            let Ok(m) = self.store().info(&view, &md) else {
+                self.remote().unsource(&ctx.namespace, &md);
+                continue;
+            };
             let lists = m
                 .labels
                 .iter()

@@ -75,7 +75,14 @@ fn write_manifest(env: &Env, ns: &str, layer: &[u8], toc: bool, source: bool) ->
     if source {
         labels.push(("containerd.io/distribution.source.127.0.0.1", "it/img"));
     }
-    env.write_blob(&ctx(ns), m.as_bytes(), &labels)
+    // As containerd's fetch does: the blob first, its labels by an Update.
+    let d = env.write_blob(&ctx(ns), m.as_bytes(), &[]);
+    let paths: Vec<String> = labels.iter().map(|(k, _)| format!("labels.{k}")).collect();
+    env.rt
+        .content()
+        .update(&ctx(ns), &d, &labels_of(&labels), &paths)
+        .expect("labelling the manifest");
+    d
 }
 
 fn setup() -> (Env, Arc<GatedRegistry>, Vec<u8>, Digest) {
