@@ -163,7 +163,7 @@ impl Namespaces {
         if self.rt.images().any(name)? {
             left.push("images".to_string());
         }
-        if self.rt.store().has_any(&view_of(name))? {
+        if self.rt.store().has_any(&view_of(name))? || !self.rt.remote().records(name)?.is_empty() {
             left.push("blobs".to_string());
         }
         if self.rt.containers().any(name)? {

@@ -253,7 +253,7 @@ fn a_registry_serving_other_bytes_leaves_readers_an_error_not_a_wrong_blob() {
     let (env, reg, layer, d) = setup();
     let _g = env.enter();
     let c = ctx("n");
-    write_manifest(&env, "n", &layer, true, true);
+    let m = write_manifest(&env, "n", &layer, true, true);
     let mut bad = layer.clone();
     bad[1000] ^= 1;
     reg.blobs.lock().unwrap().insert(d.to_string(), bad);
@@ -272,10 +272,22 @@ fn a_registry_serving_other_bytes_leaves_readers_an_error_not_a_wrong_blob() {
         })
         .unwrap();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    env.rt.content().delete(&c, &m).unwrap();
+    assert!(
+        matches!(
+            env.rt.namespaces().delete("n"),
+            Err(Error::FailedPrecondition(_))
+        ),
+        "a namespace holding a remote blob is not empty"
+    );
     env.rt
         .content()
         .delete(&c, &d)
         .expect("a remote blob can be deleted");
+    env.rt
+        .namespaces()
+        .delete("n")
+        .expect("then the namespace is empty");
     assert!(matches!(
         env.rt.content().info(&c, &d),
         Err(Error::NotFound(_))
