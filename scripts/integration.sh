@@ -784,6 +784,31 @@ lazy_bytes() { # tag format image
         fail "$tag: restart with the background fill on" "see $LOGS/strata.log"
 }
 
+# strata-lazy's top layer (prepared and mounted through $LAZY_CTR, default ctr_) against
+# containerd's overlayfs unpack of image at chain, entry by entry; NS names both namespaces.
+lazy_compare() { # tag label top image chain what
+    local tag=$1 lc=${LAZY_CTR:-ctr_} da=$WORK/mnt/lazy db=$WORK/mnt/lazyref s=$SECONDS out
+    mkdir -p "$da" "$db"
+    if ! "$lc" snapshots --snapshotter strata-lazy prepare lazy-cmp "$3" >/dev/null ||
+        ! ctr_ image pull --plain-http --snapshotter overlayfs "$4" >/dev/null ||
+        ! ctr_ snapshots --snapshotter overlayfs prepare lazy-ref "$5" >/dev/null; then
+        fail "$tag == overlayfs" "preparing the comparison snapshots failed"
+    elif ! CHECK_CTR=$lc mount_snapshot strata-lazy lazy-cmp "$da" || ! mount_snapshot overlayfs lazy-ref "$db"; then
+        fail "$tag == overlayfs" "mounting failed"
+    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
+        --lossy-names-a --label-a "$2" --label-b overlayfs "$da" "$db" 2>&1); then
+        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
+    else
+        log "  $(tr '\n' ' ' <<<"$out")"
+        pass "$tag: tree == $6" "$s"
+    fi
+    umount "$da" 2>/dev/null
+    umount "$db" 2>/dev/null
+    ctr_ snapshots --snapshotter overlayfs rm lazy-ref >/dev/null 2>&1
+    "$lc" snapshots --snapshotter strata-lazy rm lazy-cmp >/dev/null 2>&1
+    ctr_ image rm --sync "$4" >/dev/null 2>&1
+}
+
 # `ctr images pull --local` on 2.x (ctr's own client-side unpack) labels no layer's source, so
 # strata-lazy cannot serve it lazily: it must unpack it as strata-overlay does (containerd
 # fetches the layers), with the same tree and GC, and a SKIP line says lazy serving was not tried.
@@ -836,24 +861,7 @@ lazy_round() { # format puller (rpull, cri-pull, transfer or local)
     # image's own, whose layers also hold the TOC and landmark files.
     local cmp_img=$src cmp_chain=$LAZY_CHAIN cmp_what="containerd's overlayfs unpack of the gzip source"
     [[ $lazy == optional ]] && cmp_img=$ref cmp_chain=$top cmp_what="containerd's overlayfs unpack of the same image"
-    if ! "${lctr[@]}" snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
-        ! "${lctr[@]}" image pull --plain-http --snapshotter overlayfs "$cmp_img" >/dev/null ||
-        ! "${lctr[@]}" snapshots --snapshotter overlayfs prepare lazy-ref "$cmp_chain" >/dev/null; then
-        fail "$tag == overlayfs" "preparing the comparison snapshots failed"
-    elif ! NS=$ns mount_snapshot strata-lazy lazy-cmp "$da" || ! NS=$ns mount_snapshot overlayfs lazy-ref "$db"; then
-        fail "$tag == overlayfs" "mounting failed"
-    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
-        --lossy-names-a --label-a "strata-lazy($f)" --label-b overlayfs "$da" "$db" 2>&1); then
-        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
-    else
-        log "  $(tr '\n' ' ' <<<"$out")"
-        pass "$tag: tree == $cmp_what" "$s"
-    fi
-    umount "$da" 2>/dev/null
-    umount "$db" 2>/dev/null
-    "${lctr[@]}" snapshots --snapshotter overlayfs rm lazy-ref >/dev/null 2>&1
-    "${lctr[@]}" snapshots --snapshotter strata-lazy rm lazy-cmp >/dev/null 2>&1
-    "${lctr[@]}" image rm --sync "$src" >/dev/null 2>&1
+    NS=$ns lazy_compare "$tag" "strata-lazy($f)" "$top" "$cmp_img" "$cmp_chain" "$cmp_what"
     if [[ $2 == rpull ]]; then
         s=$SECONDS
         # wait_reconnect in the pull's namespace: containerd calls a backend only for
@@ -931,25 +939,8 @@ lazy_runtime_round() { # format
     else
         fail "$tag: bytes read by range" "$ranged of ${total:-?} bytes (expected less than half)"
     fi
-    s=$SECONDS
-    if ! CHECK_CTR=rt_ rt_ snapshots --snapshotter strata-lazy prepare lazy-cmp "$top" >/dev/null ||
-        ! ctr_ image pull --plain-http --snapshotter overlayfs "$src" >/dev/null ||
-        ! ctr_ snapshots --snapshotter overlayfs prepare lazy-ref "$LAZY_CHAIN" >/dev/null; then
-        fail "$tag == overlayfs" "preparing the comparison snapshots failed"
-    elif ! CHECK_CTR=rt_ mount_snapshot strata-lazy lazy-cmp "$da" || ! mount_snapshot overlayfs lazy-ref "$db"; then
-        fail "$tag == overlayfs" "mounting failed"
-    elif ! out=$(python3 "$it/compare_tree.py" --unpack-time "$START_EPOCH" --tolerate-ref-dir-mtime \
-        --lossy-names-a --label-a "strata-lazy($f, runtime)" --label-b overlayfs "$da" "$db" 2>&1); then
-        fail "$tag == overlayfs" "trees differ:"$'\n'"$out"
-    else
-        log "  $(tr '\n' ' ' <<<"$out")"
-        pass "$tag: tree == containerd's overlayfs unpack of the gzip source" "$s"
-    fi
-    umount "$da" 2>/dev/null
-    umount "$db" 2>/dev/null
-    ctr_ snapshots --snapshotter overlayfs rm lazy-ref >/dev/null 2>&1
-    ctr_ image rm --sync "$src" >/dev/null 2>&1
-    rt_ snapshots --snapshotter strata-lazy rm lazy-cmp >/dev/null 2>&1
+    LAZY_CTR=rt_ lazy_compare "$tag" "strata-lazy($f, runtime)" "$top" "$src" "$LAZY_CHAIN" \
+        "containerd's overlayfs unpack of the gzip source"
     # The content fill: every layer becomes an ordinary blob of Strata's content store, and the
     # lazy mounts switch to that copy (a verified link beside each snapshot).
     s=$SECONDS
