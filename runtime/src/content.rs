@@ -4,6 +4,7 @@
 //! (containerd's default "shared" policy). Calls under a lease add what they create to it;
 //! ingests outside a lease expire after 24 hours.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -64,25 +65,31 @@ impl NsContent {
         NsContent { rt, ingests }
     }
 
+    // Remote blobs: a fill claims the blob in the store *before* it drops the record, so a
+    // call that misses both looks at the store once more (the fill may have ended in between).
+
     pub fn info(&self, ctx: &Ctx, d: &Digest) -> Result<Info> {
         match self.rt.store().info(&ctx.view(), d) {
-            Err(strata_content::Error::NotFound(m)) => self
-                .rt
-                .remote()
-                .info(&ctx.namespace, d)?
-                .ok_or(Error::NotFound(m)),
+            Err(strata_content::Error::NotFound(_)) => {
+                match self.rt.remote().info(&ctx.namespace, d)? {
+                    Some(info) => Ok(info),
+                    None => Ok(self.rt.store().info(&ctx.view(), d)?),
+                }
+            }
             r => Ok(r?),
         }
     }
 
     pub fn update(&self, ctx: &Ctx, d: &Digest, labels: &Labels, paths: &[String]) -> Result<Info> {
         let _g = self.rt.hold();
-        let info = match self.rt.store().update(&ctx.view(), d, labels, paths) {
-            Err(strata_content::Error::NotFound(m)) => self
-                .rt
-                .remote()
-                .update(&ctx.namespace, d, labels, paths)?
-                .ok_or(Error::NotFound(m))?,
+        let store = self.rt.store();
+        let info = match store.update(&ctx.view(), d, labels, paths) {
+            Err(strata_content::Error::NotFound(_)) => {
+                match self.rt.remote().update(&ctx.namespace, d, labels, paths)? {
+                    Some(info) => info,
+                    None => store.update(&ctx.view(), d, labels, paths)?,
+                }
+            }
             r => r?,
         };
         self.rt.remote().labelled(&ctx.namespace, d, labels);
@@ -92,10 +99,12 @@ impl NsContent {
 
     /// The namespace's blobs matching `filters` (remote ones too), by digest.
     pub fn list(&self, ctx: &Ctx, filters: &[String]) -> Result<Vec<Info>> {
-        let mut out = self.rt.store().list(&ctx.view(), filters)?;
+        // Records first: a fill ending in between is then in both lists, never in neither.
         let remote = self.rt.remote().list(&ctx.namespace, filters)?;
+        let mut out = self.rt.store().list(&ctx.view(), filters)?;
         if !remote.is_empty() {
-            out.extend(remote);
+            let held: HashSet<Digest> = out.iter().map(|i| i.digest.clone()).collect();
+            out.extend(remote.into_iter().filter(|i| !held.contains(&i.digest)));
             out.sort_by_key(|i| i.digest.to_string());
         }
         Ok(out)
@@ -105,9 +114,9 @@ impl NsContent {
     pub fn delete(&self, ctx: &Ctx, d: &Digest) -> Result<()> {
         let _g = self.rt.hold();
         match self.rt.store().delete(&ctx.view(), d) {
-            Err(strata_content::Error::NotFound(m)) => {
+            Err(strata_content::Error::NotFound(_)) => {
                 if !self.rt.remote().delete(&ctx.namespace, d)? {
-                    return Err(Error::NotFound(m));
+                    self.rt.store().delete(&ctx.view(), d)?;
                 }
             }
             r => r?,
@@ -127,11 +136,10 @@ impl NsContent {
     /// A reader of `d`; a remote blob is waited for until its fill is done (blocking).
     pub fn reader(&self, ctx: &Ctx, d: &Digest) -> Result<BlobReader> {
         match self.rt.store().reader(&ctx.view(), d) {
-            Err(strata_content::Error::NotFound(m)) => {
-                if self.rt.remote().get(&ctx.namespace, d)?.is_none() {
-                    return Err(Error::NotFound(m));
+            Err(strata_content::Error::NotFound(_)) => {
+                if self.rt.remote().get(&ctx.namespace, d)?.is_some() {
+                    self.rt.wait_for_fill(&ctx.namespace, d)?;
                 }
-                self.rt.wait_for_fill(&ctx.namespace, d)?;
                 Ok(self.rt.store().reader(&ctx.view(), d)?)
             }
             r => Ok(r?),
@@ -191,8 +199,10 @@ impl NsContent {
     /// content a client finds already present, so a later removal cannot take it).
     pub fn exists(&self, ctx: &Ctx, d: &Digest) -> Result<bool> {
         let _g = self.rt.hold();
-        if self.rt.store().info(&ctx.view(), d).is_err()
+        let view = ctx.view();
+        if self.rt.store().info(&view, d).is_err()
             && self.rt.remote().get(&ctx.namespace, d)?.is_none()
+            && self.rt.store().info(&view, d).is_err()
         {
             return Ok(false);
         }
