@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -73,6 +73,10 @@ struct Mount {
 
 impl Mount {
     fn new<S: RangeSource + 'static>(layer: Layer<S>) -> Mount {
+        Mount::with_options(layer, &MountOptions::default())
+    }
+
+    fn with_options<S: RangeSource + 'static>(layer: Layer<S>, opts: &MountOptions) -> Mount {
         require_root_and_fuse();
         let dir = tempfile::tempdir().unwrap();
         let at = dir.path().join("mnt");
@@ -83,9 +87,7 @@ impl Mount {
             .build()
             .unwrap();
         let guard = Guard(at.clone());
-        let mounted = rt
-            .block_on(mount(Arc::new(layer), &at, &MountOptions::default()))
-            .unwrap();
+        let mounted = rt.block_on(mount(Arc::new(layer), &at, opts)).unwrap();
         assert!(is_mounted(&at), "{} is not in mountinfo", at.display());
         Mount {
             mounted: Some(mounted),
@@ -458,6 +460,12 @@ fn estargz(entries: &[E]) -> (Vec<u8>, String) {
         }
         toc.push(j);
     }
+    with_toc(blob, toc)
+}
+
+/// `blob` (the layer's gzip members) followed by the TOC of `toc`'s entries and the footer, and
+/// the TOC's digest.
+fn with_toc(mut blob: Vec<u8>, toc: Vec<serde_json::Value>) -> (Vec<u8>, String) {
     let json = serde_json::to_vec(&serde_json::json!({"version": 1, "entries": toc})).unwrap();
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_ustar();
@@ -715,6 +723,174 @@ fn a_damaged_chunk_is_eio_and_the_rest_still_reads() {
     assert!(std::fs::metadata(m.path().join("etc/big.bin")).is_ok());
 }
 
+/// Range requests of a blob, counted by where they start; those starting in `bad` fail after
+/// `delay`, the first `fails` times (`usize::MAX`: always).
+struct Failing {
+    blob: Vec<u8>,
+    bad: std::ops::Range<u64>,
+    fails: std::sync::atomic::AtomicUsize,
+    delay: std::time::Duration,
+    requests: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Failing {
+    fn new(blob: Vec<u8>, bad: std::ops::Range<u64>, fails: usize, delay_ms: u64) -> Arc<Failing> {
+        Arc::new(Failing {
+            blob,
+            bad,
+            fails: fails.into(),
+            delay: std::time::Duration::from_millis(delay_ms),
+            requests: Default::default(),
+        })
+    }
+
+    /// How many requests started at `offset`.
+    fn requests_at(&self, offset: u64) -> usize {
+        let r = self.requests.lock().unwrap();
+        r.iter().filter(|&&o| o == offset).count()
+    }
+}
+
+struct Probe(Arc<Failing>);
+
+impl RangeSource for Probe {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.0.blob.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let f = &self.0;
+        f.requests.lock().unwrap().push(offset);
+        let fail = f.bad.contains(&offset)
+            && f.fails
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if fail {
+            std::thread::sleep(f.delay);
+            return Err(std::io::Error::other("registry down"));
+        }
+        f.blob.read_at(offset, buf)
+    }
+}
+
+/// A file of 5 chunks of 256 KiB (random bytes) in a layer served by a [`Failing`] source whose
+/// requests of the chunks `bad` fail as `fails` and `delay_ms` say; the data, the file's chunks'
+/// blob offsets, the source and the mount.
+fn five_chunks(
+    bad: std::ops::Range<usize>,
+    fails: usize,
+    delay_ms: u64,
+) -> (Vec<u8>, Vec<u64>, Arc<Failing>, Mount) {
+    let data = random_bytes(5 << 18, 7);
+    let (blob, toc) = estargz_chunked("f", &data, 1 << 18);
+    let layer = Layer::open(blob.clone(), &toc).unwrap();
+    let at: Vec<u64> = layer
+        .toc()
+        .get("f")
+        .unwrap()
+        .chunks
+        .iter()
+        .map(|c| c.blob_offset)
+        .collect();
+    let end = layer.toc().get("f").unwrap().chunks[bad.end - 1].blob_end;
+    let src = Failing::new(blob, at[bad.start]..end, fails, delay_ms);
+    let layer = Layer::open(Probe(src.clone()), &toc).unwrap();
+    let m = Mount::new(layer);
+    (data, at, src, m)
+}
+
+/// Polls `cond` for up to 5 s.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(5) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn a_read_that_ends_a_chunk_loads_the_next_ones_ahead_and_each_chunk_loads_once() {
+    let (data, at, src, m) = five_chunks(0..1, 0, 0);
+    let f = std::fs::File::open(m.path().join("f")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // The last page of chunk 0: the kernel asks for it alone (at most its readahead after).
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, (1 << 18) - 4096).unwrap();
+    assert_eq!(buf, data[(1 << 18) - 4096..1 << 18]);
+    assert!(
+        eventually(|| at[1..].iter().all(|&o| src.requests_at(o) == 1)),
+        "chunks 1 to 4 are loaded ahead: {:?}",
+        src.requests.lock().unwrap()
+    );
+    let got = std::fs::read(m.path().join("f")).unwrap();
+    assert!(got == data, "the whole file reads back");
+    for (i, &o) in at.iter().enumerate() {
+        assert_eq!(src.requests_at(o), 1, "chunk {i} is fetched once");
+    }
+}
+
+#[test]
+fn a_failed_read_ahead_fails_no_read() {
+    // Chunk 3's first request (the read-ahead's, started when the read of chunk 0's end comes)
+    // fails after 500 ms; the reader gets there first, waits for it, then loads it itself.
+    // O_DIRECT: no page cache, so the kernel does not retry a failed read (as it retries a
+    // failed readahead page by page) and each read's reply is what the reader gets.
+    let (data, at, src, m) = five_chunks(3..4, 1, 500);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(m.path().join("f"))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 128 << 10];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if got.len() == 1 << 18 {
+            // Chunk 0 read to its end: give the read-ahead threads time to start.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    assert!(got == data, "the file reads back whole");
+    assert_eq!(
+        src.requests_at(at[3]),
+        2,
+        "the failed read-ahead, then the read"
+    );
+    assert!(m.mounted().is_running());
+}
+
+#[test]
+fn reads_of_a_layer_whose_source_is_down_fail_soon_with_eio() {
+    // Everything past chunk 0 fails after 100 ms: the read-ahead, then the read's own load.
+    let (data, at, src, m) = five_chunks(1..5, usize::MAX, 100);
+    let t = std::time::Instant::now();
+    let err = std::fs::read(m.path().join("f")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(src.requests_at(at[1]) >= 1);
+    let f = std::fs::File::open(m.path().join("f")).unwrap();
+    let mut buf = vec![0u8; 1000];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, 0).unwrap();
+    assert_eq!(buf, data[..1000], "chunk 0 still reads");
+    let err = std::fs::read(m.path().join("f")).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::EIO),
+        "still EIO, nothing cached"
+    );
+    assert!(m.mounted().is_running());
+}
+
 #[test]
 fn unmounting_leaves_no_mount_and_ends_the_session() {
     let mut m = Mount::new(Layer::open(read_fixture("zstdchunked.zst"), ZSTD_TOC_DIGEST).unwrap());
@@ -751,4 +927,223 @@ fn unmounting_leaves_no_mount_and_ends_the_session() {
         .unwrap();
     m.unmount();
     assert!(!is_mounted(&at));
+}
+
+// Sequential-read throughput (a measurement, not a check of speed: run it with
+// `cargo test --test fs -- --ignored --nocapture sequential_read_throughput`).
+
+/// The converter's default chunk size (`ctr-remote image convert --estargz`): 4 MiB.
+const CONVERTER_CHUNK: usize = 4 << 20;
+/// The size of the file read: the bench's `/data/seq-64MiB.bin`.
+const SEQ_BYTES: usize = 64 << 20;
+
+/// An eStargz blob of one regular file `name` holding `data`, cut into chunks of `chunk`
+/// bytes, each its own gzip member (as stargz-snapshotter's writer cuts them), and its TOC
+/// digest.
+fn estargz_chunked(name: &str, data: &[u8], chunk: usize) -> (Vec<u8>, String) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path(name).unwrap();
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    let mut blob = gz(h.as_bytes());
+    let pad = vec![0u8; data.len().div_ceil(512) * 512 - data.len()];
+    let mut toc = Vec::new();
+    for (i, piece) in data.chunks(chunk).enumerate() {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(piece)));
+        let mut j = serde_json::json!({
+            "name": name, "offset": blob.len(), "chunkSize": piece.len(),
+            "chunkDigest": digest,
+        });
+        if i == 0 {
+            j["type"] = "reg".into();
+            j["size"] = data.len().into();
+            j["mode"] = 0o644.into();
+            j["modtime"] = "2023-11-14T22:13:20Z".into();
+            j["digest"] = format!("sha256:{}", hex::encode(Sha256::digest(data))).into();
+        } else {
+            j["type"] = "chunk".into();
+            j["chunkOffset"] = (i * chunk).into();
+        }
+        toc.push(j);
+        let last = (i + 1) * chunk >= data.len();
+        blob.extend(match last {
+            true => gz(&[piece, &pad[..]].concat()),
+            false => gz(piece),
+        });
+    }
+    with_toc(blob, toc)
+}
+
+/// `n` bytes from xorshift64* seeded with `seed`.
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend(x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// `n` bytes of text-like content (numbered lines of words drawn at random from a small
+/// vocabulary): gzip shrinks it about 3 times, as it does source code and logs.
+fn compressible_bytes(n: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "layer", "chunk", "verify", "digest", "strata", "overlay", "registry", "fuse", "snapshot",
+        "content", "mount", "read", "write", "inode", "page", "cache",
+    ];
+    let picks = random_bytes(n / 4 + 64, seed);
+    let mut out = Vec::with_capacity(n + 128);
+    for (line, p) in picks.chunks(6).enumerate() {
+        if out.len() >= n {
+            break;
+        }
+        out.extend(format!("{line:08}").as_bytes());
+        for b in p {
+            out.push(b' ');
+            out.extend(WORDS[usize::from(*b & 15)].as_bytes());
+        }
+        out.push(b'\n');
+    }
+    out.truncate(n);
+    out
+}
+
+/// A local file that answers every range request after `delay` (a registry stand-in: the
+/// bytes are local, the round trip is simulated by sleeping).
+struct Delayed {
+    file: std::fs::File,
+    delay: std::time::Duration,
+}
+
+impl RangeSource for Delayed {
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.delay);
+        RangeSource::read_at(&self.file, offset, buf)
+    }
+}
+
+/// Drops the page cache (`sync; echo 3 > /proc/sys/vm/drop_caches`).
+fn drop_caches() {
+    nix::unistd::sync();
+    std::fs::write("/proc/sys/vm/drop_caches", b"3\n").expect("dropping the page cache");
+}
+
+/// Reads `path` to its end with `dd bs=1M`'s 1 MiB reads; the bytes and the seconds taken.
+fn timed_read(path: &Path) -> (Vec<u8>, f64) {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = Vec::with_capacity(SEQ_BYTES);
+    let t = std::time::Instant::now();
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    (got, t.elapsed().as_secs_f64())
+}
+
+/// Mounts `layer` (a fresh one per run: its chunk cache starts empty) with `opts`, drops the
+/// page cache, reads `name` sequentially three times (cold; again with its pages cached; again
+/// with the page cache dropped but all its chunks in the layer's cache: what serving verified
+/// bytes through FUSE costs), checks the bytes against `want` each time; MiB/s of the three.
+fn seq_read_run<S: RangeSource + 'static>(
+    layer: Layer<S>,
+    opts: &MountOptions,
+    name: &str,
+    want: &[u8],
+) -> (f64, f64, f64) {
+    let m = Mount::with_options(layer, opts);
+    drop_caches();
+    let (got, cold) = timed_read(&m.path().join(name));
+    assert!(got == want, "the cold read returned other bytes");
+    let (got, warm) = timed_read(&m.path().join(name));
+    assert!(got == want, "the re-read returned other bytes");
+    drop_caches();
+    let (got, cached) = timed_read(&m.path().join(name));
+    assert!(
+        got == want,
+        "the read from cached chunks returned other bytes"
+    );
+    let mib = want.len() as f64 / f64::from(1 << 20);
+    (mib / cold, mib / warm, mib / cached)
+}
+
+/// MiB/s of reading `want` from `layer` (fresh, page cache dropped) by [`Layer::read`] calls
+/// of 1 MiB in order, on this thread: the floor of fetching, inflating and hashing alone.
+fn layer_read_mib_s<S: RangeSource>(layer: Layer<S>, want: &[u8]) -> f64 {
+    drop_caches();
+    let mut got = vec![0u8; want.len()];
+    let t = std::time::Instant::now();
+    for (i, piece) in got.chunks_mut(1 << 20).enumerate() {
+        let n = layer.read("data/seq.bin", (i << 20) as u64, piece).unwrap();
+        assert_eq!(n, piece.len());
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert!(got == want, "Layer::read returned other bytes");
+    want.len() as f64 / f64::from(1 << 20) / secs
+}
+
+/// Sequential reads of a 64 MiB file (random bytes, then text-like ones) in 4 MiB chunks,
+/// through a real mount of a real eStargz layer whose bytes are in a local file (the layer
+/// after the background fill), or behind a simulated round trip of 1 ms or 20 ms per range
+/// request (a registry stand-in); with read-ahead off and on (the default), alternating, 3 runs
+/// each, the page cache dropped before each; prints MiB/s of the cold read, of a re-read and of
+/// a read with the page cache dropped but the chunks cached.
+#[test]
+#[ignore = "a measurement (64 MiB files, drops the page cache): run it by name"]
+fn sequential_read_throughput() {
+    require_root_and_fuse();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let contents = [
+        ("random", random_bytes(SEQ_BYTES, 42)),
+        ("text", compressible_bytes(SEQ_BYTES, 42)),
+    ];
+    for (kind, data) in &contents {
+        let (blob, toc) = estargz_chunked("data/seq.bin", data, CONVERTER_CHUNK);
+        let path = dir.path().join(format!("{kind}.gz"));
+        std::fs::write(&path, &blob).unwrap();
+        println!(
+            "{kind}: {} MiB file, {} chunks of {} MiB, blob {:.1} MiB",
+            data.len() >> 20,
+            data.len().div_ceil(CONVERTER_CHUNK),
+            CONVERTER_CHUNK >> 20,
+            blob.len() as f64 / f64::from(1 << 20)
+        );
+        let file = std::fs::File::open(&path).unwrap();
+        let direct = layer_read_mib_s(Layer::open(file, &toc).unwrap(), data);
+        println!("seqread {kind} in-process Layer::read, 1 MiB reads, no FUSE: {direct:.1} MiB/s");
+        for delay_ms in [0u64, 1, 20] {
+            for run in 1..=3 {
+                for read_ahead in [0, MountOptions::default().read_ahead] {
+                    let opts = MountOptions {
+                        read_ahead,
+                        ..MountOptions::default()
+                    };
+                    let file = std::fs::File::open(&path).unwrap();
+                    let delay = std::time::Duration::from_millis(delay_ms);
+                    let layer = Layer::open(Delayed { file, delay }, &toc).unwrap();
+                    let (cold, warm, cached) = seq_read_run(layer, &opts, "data/seq.bin", data);
+                    println!(
+                        "seqread {kind} source=local-file+{delay_ms}ms/request \
+                         read_ahead={}MiB run {run}: cold {cold:.1} MiB/s, re-read {warm:.1} \
+                         MiB/s, chunks cached {cached:.1} MiB/s",
+                        read_ahead >> 20
+                    );
+                }
+            }
+        }
+    }
 }

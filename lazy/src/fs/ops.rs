@@ -1,20 +1,22 @@
 //! The FUSE operations: [`LazyFs`] answers the kernel from the inode table and reads file
-//! content through the layer, on a blocking thread, verified chunk by chunk. Every write is
+//! content through the layer (from its chunk cache at once, else on a blocking thread),
+//! verified chunk by chunk, and reads ahead for sequential readers. Every write is
 //! `EROFS`; a layer error is `EIO` (and a log line), never unverified bytes.
 
 use std::ffi::OsStr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fuse3::raw::prelude::*;
 use fuse3::{Errno, Inode, Result};
 use futures::stream::{self, Stream};
 
 use super::inodes::{Node, Table};
 use crate::RangeSource;
-use crate::estargz::Layer;
+use crate::estargz::{Layer, Piece};
 
 /// `FOPEN_KEEP_CACHE`: the page cache of a file stays valid across opens (the layer is
 /// immutable).
@@ -25,6 +27,8 @@ const FOPEN_CACHE_DIR: u32 = 1 << 3;
 const MAX_WRITE: u32 = 128 * 1024;
 /// The block size statfs and stat report.
 const BLOCK: u32 = 4096;
+/// The most chunks of a mount being read ahead at once (each on a blocking thread).
+const MAX_READ_AHEADS: usize = 4;
 
 /// One mounted layer: the read-only FUSE file system.
 pub struct LazyFs<S> {
@@ -32,6 +36,43 @@ pub struct LazyFs<S> {
     pub(crate) table: Arc<Table>,
     /// How long the kernel may cache entries and attributes.
     pub(crate) ttl: Duration,
+    /// Bytes of a file's next chunks read ahead when a read reaches the end of a chunk (0:
+    /// none).
+    pub(crate) read_ahead: u64,
+    /// Chunks being read ahead now.
+    pub(crate) reading_ahead: Arc<AtomicUsize>,
+}
+
+/// A verified chunk's bytes, shared by the replies that carry parts of it.
+struct Verified(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Verified {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// One reply of `len` bytes from `pieces`: a part of a chunk as it is (no copy), or several
+/// parts joined.
+fn joined(pieces: Vec<Piece>, len: usize) -> Bytes {
+    if let [_] = pieces[..] {
+        let (data, range) = pieces.into_iter().next().expect("one piece").into_parts();
+        return Bytes::from_owner(Verified(data)).slice(range);
+    }
+    let mut out = BytesMut::with_capacity(len);
+    for p in &pieces {
+        out.extend_from_slice(p.bytes());
+    }
+    out.freeze()
+}
+
+/// Counts a read-ahead as running until dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn errno(e: i32) -> Errno {
@@ -106,18 +147,23 @@ impl<S> LazyFs<S> {
 }
 
 impl<S: RangeSource + 'static> LazyFs<S> {
-    /// Reads `len` bytes of regular file `n` from `offset`, verified, or `EIO`.
+    /// Reads `len` bytes of regular file `n` from `offset`, verified, or `EIO`: from the
+    /// chunk cache right away when it holds them all, else on a blocking thread.
     async fn read_verified(&self, ino: Inode, n: &Node, offset: u64, len: usize) -> Result<Bytes> {
-        let layer = self.layer.clone();
-        let name = n.data.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len];
-            layer.read(&name, offset, &mut buf).map(|got| (buf, got))
-        })
-        .await;
+        let res = match self.layer.read_cached(&n.data, offset, len as u64) {
+            Ok(Some(pieces)) => Ok(Ok(pieces)),
+            Ok(None) => {
+                let layer = self.layer.clone();
+                let name = n.data.clone();
+                tokio::task::spawn_blocking(move || layer.read_pieces(&name, offset, len as u64))
+                    .await
+            }
+            Err(e) => Ok(Err(e)),
+        };
+        let res = res.map(|r| r.map(|p| (p.iter().map(Piece::len).sum::<usize>(), p)));
         match res {
-            Ok(Ok((buf, got))) if got == len => Ok(Bytes::from(buf)),
-            Ok(Ok((_, got))) => {
+            Ok(Ok((got, pieces))) if got == len => Ok(joined(pieces, len)),
+            Ok(Ok((got, _))) => {
                 tracing::error!(ino, file = %n.data, offset, len, got, "short read from the layer");
                 Err(errno(libc::EIO))
             }
@@ -129,6 +175,36 @@ impl<S: RangeSource + 'static> LazyFs<S> {
                 tracing::error!(ino, file = %n.data, offset, error = %e, "layer read task failed");
                 Err(errno(libc::EIO))
             }
+        }
+    }
+}
+
+impl<S: RangeSource + 'static> LazyFs<S> {
+    /// After a read of `len` bytes of regular file `n` at `offset`: when it reached the end of
+    /// a chunk (as a sequential reader's do), loads the file's next chunks into the layer's
+    /// cache on blocking threads, up to [`LazyFs::read_ahead`] bytes of them and
+    /// [`MAX_READ_AHEADS`] at once, so the reader finds them verified already. A read-ahead
+    /// that fails is logged and forgotten: the reads of its chunk load it themselves.
+    fn read_ahead(&self, n: &Node, offset: u64, len: usize) {
+        if self.read_ahead == 0 {
+            return;
+        }
+        let chunks = self
+            .layer
+            .chunks_ahead(&n.data, offset, len as u64, self.read_ahead);
+        for chunk in chunks {
+            if self.reading_ahead.fetch_add(1, Ordering::SeqCst) >= MAX_READ_AHEADS {
+                self.reading_ahead.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            let running = Running(self.reading_ahead.clone());
+            let (layer, name) = (self.layer.clone(), n.data.clone());
+            tokio::task::spawn_blocking(move || {
+                let _running = running;
+                if let Err(e) = layer.prefetch(&name, &chunk) {
+                    tracing::debug!(file = %name, offset = chunk.offset, error = %e, "reading ahead failed");
+                }
+            });
         }
     }
 }
@@ -283,6 +359,7 @@ impl<S: RangeSource + 'static> Filesystem for LazyFs<S> {
             return Ok(ReplyData { data: Bytes::new() });
         }
         let data = self.read_verified(inode, n, offset, len).await?;
+        self.read_ahead(n, offset, len);
         Ok(ReplyData { data })
     }
 
