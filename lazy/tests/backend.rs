@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_lazy::RangeSource;
-use strata_lazy::backend::{LayerRef, Lazy, LazyConfig, LazyLayout, Opener, SNAPSHOT_REF};
+use strata_lazy::backend::{
+    LayerRef, Lazy, LazyConfig, LazyLayout, Opener, SNAPSHOT_REF, STORE_BLOB,
+};
 use strata_snapshotters::overlay::OverlayLayout;
 use strata_snapshotters::{Error, Kind, Labels, Metadata, Snapshotter, mount};
 
@@ -328,3 +330,99 @@ strata_snapshot_testsuite::testsuite!(
         Ok::<_, String>(open(root, opener(Vec::new(), opens), false))
     }
 );
+
+/// A source serving the fixture that counts the bytes read from it.
+struct Counted(Arc<Vec<u8>>, Arc<std::sync::atomic::AtomicU64>);
+
+impl RangeSource for Counted {
+    fn size(&self) -> io::Result<u64> {
+        self.0.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read_at(offset, buf)?;
+        self.1
+            .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// The runtime socket's lazy layers name where the content store will have the blob
+/// (`STORE_BLOB`): the layer is served from the registry until that copy exists, then taken
+/// from it (a verified link), never fetched whole from the registry; a copy that is there at
+/// once is used at once (the registry not even asked); a wrong copy is never used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_layer_the_content_store_fills_is_taken_from_there_not_fetched_twice() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (opens, read) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+    let blob = Arc::new(fixture());
+    let (o, r, bl) = (opens.clone(), read.clone(), blob.clone());
+    let counted: Opener = Arc::new(move |_: &LayerRef| {
+        o.fetch_add(1, Ordering::SeqCst);
+        Ok(Arc::new(Counted(bl.clone(), r.clone())) as Arc<dyn RangeSource>)
+    });
+    let b = open(tmp.path(), counted, true);
+    let store = tmp.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let with_store = |target: &str, file: &str| {
+        let mut l = lazy_labels(target, LAYER_DIGEST, TOC_DIGEST);
+        let path = store.join(file).display().to_string();
+        l.insert(STORE_BLOB.to_string(), path);
+        l
+    };
+
+    // Not in the content store yet: served from the registry, no whole-blob fill.
+    expect_remote(&b, "x-1", "sha256:c1", "", with_store("sha256:c1", "later")).await;
+    let dir = snapshot_dir_with(tmp.path(), "lazy.json");
+    let fs = dir.join("fs");
+    assert_eq!(std::fs::read(fs.join("etc/big.bin")).unwrap().len(), 50_000);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = read.load(Ordering::SeqCst);
+    assert!(!dir.join("blob").exists(), "no fill from the registry");
+    assert!(
+        before < blob.len() as u64,
+        "read {before} of {} bytes",
+        blob.len()
+    );
+    // The content store's copy appears: taken (verified), reads local from then on.
+    std::fs::write(store.join("later"), blob.as_slice()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("blob").exists() {
+        assert!(Instant::now() < deadline, "the store's copy was not taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read(dir.join("blob")).unwrap(), *blob);
+    assert_eq!(read.load(Ordering::SeqCst), before, "nothing more fetched");
+    b.remove(V, "sha256:c1").await.unwrap();
+
+    // Already in the content store: local at once, the registry not asked.
+    let opened = opens.load(Ordering::SeqCst);
+    std::fs::write(store.join("now"), blob.as_slice()).unwrap();
+    expect_remote(&b, "x-2", "sha256:c2", "", with_store("sha256:c2", "now")).await;
+    let dir = snapshot_dir_with(tmp.path(), "lazy.json");
+    assert_eq!(std::fs::read(dir.join("blob")).unwrap(), *blob);
+    assert_eq!(
+        opens.load(Ordering::SeqCst),
+        opened,
+        "the registry was not asked"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("fs/etc/big.bin")).unwrap().len(),
+        50_000
+    );
+    b.remove(V, "sha256:c2").await.unwrap();
+
+    // A copy with other bytes: never used; the layer is read from the registry.
+    let mut bad = blob.to_vec();
+    bad[100] ^= 1;
+    std::fs::write(store.join("bad"), &bad).unwrap();
+    expect_remote(&b, "x-3", "sha256:c3", "", with_store("sha256:c3", "bad")).await;
+    let dir = snapshot_dir_with(tmp.path(), "lazy.json");
+    let got = std::fs::read(dir.join("fs/etc/big.bin")).unwrap();
+    assert!(got[20_000..].iter().all(|&c| c == b'A'));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!dir.join("blob").exists(), "a wrong copy is not kept");
+    assert!(!dir.join("blob.part").exists());
+    b.remove(V, "sha256:c3").await.unwrap();
+}

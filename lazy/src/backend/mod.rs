@@ -8,7 +8,7 @@ mod remote;
 pub mod serve;
 mod source;
 
-pub use labels::{LayerRef, SNAPSHOT_REF};
+pub use labels::{LayerRef, SNAPSHOT_REF, STORE_BLOB};
 pub use layout::{LazyConfig, LazyLayout, Opener};
 pub use remote::registry_opener;
 pub use serve::Server;
