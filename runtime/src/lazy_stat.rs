@@ -217,11 +217,12 @@ impl Runtime {
         serde_json::from_slice(&self.small_blob(ctx, d)?).ok()
     }
 
-    /// The bytes of blob `d` of the namespace, when it is there and at most 4 MiB.
-    fn small_blob(&self, ctx: &Ctx, d: &Digest) -> Option<Vec<u8>> {
+    /// The bytes of blob `d` of the namespace, when it is there and at most 4 MiB
+    /// ([`crate::remote::MAX_MANIFEST`]).
+    pub(crate) fn small_blob(&self, ctx: &Ctx, d: &Digest) -> Option<Vec<u8>> {
         let view = ctx.view();
         let info = self.store().info(&view, d).ok()?;
-        if info.size > 4 << 20 {
+        if info.size > crate::remote::MAX_MANIFEST {
             return None;
         }
         let r = self.store().reader(&view, d).ok()?;

@@ -47,8 +47,8 @@ pub const FILL_VIEW: &str = "rt-fill";
 pub const TOC_DIGEST: &str = "containerd.io/snapshot/stargz/toc.digest";
 const SOURCE_LABEL: &str = "containerd.io/distribution.source.";
 const CHILD_LABEL: &str = "containerd.io/gc.ref.content.";
-/// Manifests bigger than this are not read to find a layer's TOC digest.
-const MAX_MANIFEST: u64 = 4 << 20;
+/// Manifests and configs bigger than this are not read.
+pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
 /// How long a fill waits after a failure before it tries again (doubling, at most the second).
 const FILL_WAITS: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
 /// Copies that do not match their digest fetched before a fill gives up.
@@ -303,19 +303,10 @@ impl Runtime {
             let (true, Some(image)) = (lists, source) else {
                 continue;
             };
-            if m.size > MAX_MANIFEST {
+            let Some(bytes) = self.small_blob(ctx, &m.digest) else {
                 continue;
-            }
-            let mut bytes = vec![0u8; m.size as usize];
-            let r = self.store().reader(&view, &m.digest)?;
-            let mut at = 0;
-            while at < bytes.len() {
-                match r.read_at(at as u64, &mut bytes[at..])? {
-                    0 => break,
-                    n => at += n,
-                }
-            }
-            if let Some(rec) = layer_in_manifest(&bytes[..at], &ds, image) {
+            };
+            if let Some(rec) = layer_in_manifest(&bytes, &ds, image) {
                 return Ok(Some(rec));
             }
         }
