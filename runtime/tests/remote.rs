@@ -265,12 +265,10 @@ fn a_registry_serving_other_bytes_leaves_readers_an_error_not_a_wrong_blob() {
     wait_until("the first fill attempt", || {
         reg.fetches.load(Ordering::SeqCst) >= 1
     });
-    let err = (0..100)
-        .find_map(|_| match env.rt.content().reader(&c, &d) {
-            Err(e) => Some(e),
-            Ok(_) => panic!("a blob that does not match its digest must never be readable"),
-        })
-        .unwrap();
+    let err = match env.rt.content().reader(&c, &d) {
+        Err(e) => e,
+        Ok(_) => panic!("a blob that does not match its digest must never be readable"),
+    };
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     env.rt.content().delete(&c, &m).unwrap();
     assert!(
