@@ -20,11 +20,11 @@ use strata_snapshotters::Info;
 
 use crate::gc::mark::Node;
 use crate::remote::{RemoteRecord, layer_in_manifest, source_of};
+use crate::snapshots::{SNAPSHOT_REF, lease_kind};
 use crate::{Ctx, Error, Result, Runtime};
 
 /// The backend that serves remote layers lazily.
 pub const LAZY_SNAPSHOTTER: &str = "strata-lazy";
-const SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
 const CRI_IMAGE: &str = "containerd.io/snapshot/cri.image-ref";
 const CRI_LAYER: &str = "containerd.io/snapshot/cri.layer-digest";
 /// Where the layer's bytes appear once the content store's fill is done: strata-lazy takes
@@ -99,7 +99,7 @@ impl Runtime {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
             let _g = self.hold_async().await;
-            let kind = format!("snapshots/{}", if sn.is_empty() { name } else { sn });
+            let kind = lease_kind(sn, name);
             // The call's lease holds the layer from the moment it exists (the unpack labels
             // the image's config with the top layer only at its end).
             self.leases().attach(ctx, &kind, chain)?;

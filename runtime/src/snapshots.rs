@@ -14,11 +14,11 @@ use crate::{Ctx, Error, Event, Result, Runtime};
 
 /// The label naming the committed snapshot a Prepare or View is meant to become
 /// (containerd's `labelSnapshotRef`).
-const SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
+pub(crate) const SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
 
 /// The lease resource type of a snapshot of `sn` (as the client names it; the backend's name
 /// when the client gave none), as containerd lists it back.
-fn lease_kind(sn: &str, backend: &str) -> String {
+pub(crate) fn lease_kind(sn: &str, backend: &str) -> String {
     format!("snapshots/{}", if sn.is_empty() { backend } else { sn })
 }
 
