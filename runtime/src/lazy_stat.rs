@@ -102,19 +102,27 @@ impl Runtime {
             let kind = lease_kind(sn, name);
             // The call's lease holds the layer from the moment it exists (the unpack labels
             // the image's config with the top layer only at its end).
+            let had = self.leases().holds(ctx, &kind, chain)?;
             self.leases().attach(ctx, &kind, chain)?;
             let key = format!("extract-lazy-{}", chain);
-            match b.prepare(&ctx.view(), &key, &layer.parent, labels).await {
-                Err(strata_snapshotters::Error::AlreadyExists(_)) => {}
+            let made = match b.prepare(&ctx.view(), &key, &layer.parent, labels).await {
+                Err(strata_snapshotters::Error::AlreadyExists(_)) => true,
                 Ok(_) => {
                     // Not served lazily after all: an empty active snapshot is no layer.
                     let _ = b.remove(&ctx.view(), &key).await;
-                    return Ok(None);
+                    false
                 }
                 Err(e) => {
                     tracing::info!(chain, error = %e, "lazy layer not made; unpacking it");
-                    return Ok(None);
+                    false
                 }
+            };
+            if !made {
+                // The lease names no snapshot that does not exist (as `create` leaves it).
+                if !had {
+                    self.leases().detach(ctx, &kind, chain)?;
+                }
+                return Ok(None);
             }
             self.changed([Node::snapshot(&ctx.namespace, name, chain)], false);
             Ok(b.stat(&ctx.view(), chain).await.ok())
