@@ -156,6 +156,7 @@ cleanup() {
     fi
     stop_pid "$ctd_pid" 15
     stop_pid "${reg_pid:-}" 5
+    stop_pid "${hold_pid:-}" 5
     # Shims outlive containerd: end the ones started for this daemon (by their pid).
     for pid in $(pgrep -f -- "-address $CSOCK" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
     unmount_under "$WORK"
@@ -177,11 +178,17 @@ trap 'exit 130' INT TERM
 # A free port for the loopback registry (another registry on a fixed port would serve other images).
 REG_PORT=${STRATA_IT_REG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 REG=127.0.0.1:$REG_PORT
+# A pass-through proxy in front of it (integration/hold_proxy.py) that can hold the runtime
+# socket's background fills: listed first in [registry] plain_http, so the runtime socket (whose
+# source label has no port) reaches the registry through it.
+HOLD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HOLD_FILE=$WORK/hold-fill hold_pid=''
 start_strata() {
     # The unpack offload may fetch layers from the loopback registry below over plain HTTP.
     printf '[offload]\ninsecure_registries = ["%s"]\n' "$REG" >"$WORK/strata.toml"
     # LAZY_FILL=false: strata-lazy reads only what containers touch (the bytes-fetched check).
     printf '[lazy]\nbackground_fill = %s\n' "${LAZY_FILL:-true}" >>"$WORK/strata.toml"
+    printf '[registry]\nplain_http = ["127.0.0.1:%s"]\n' "$HOLD_PORT" >>"$WORK/strata.toml"
     # shellcheck disable=SC2086 # STRATA_PROXY_ARGS is a word list
     setsid "$STRATA_PROXY" --root "$SROOT" --address "$SSOCK" --config "$WORK/strata.toml" \
         --runtime-address "$(dirname "$SSOCK")/runtime.sock" --state "$WORK/strata-state" \
@@ -909,11 +916,18 @@ lazy_round() { # format puller (rpull, cri-pull, transfer or local)
 # mounts each on the unpack's Stat of its chain ID: the pull reads footers and TOCs, a container
 # what it touches (range reads, 206); the content fill is the only whole-blob fetch (200), and
 # the lazy mounts take its copy instead of fetching the layers again.
-lazy_runtime_round() { # format
+# The runtime socket's lazy pull, with its background content fill held back by the proxy in
+# front of the registry until the container has run (without the hold, a small image is filled
+# before the unpack reaches its layers, and the layers are mounted from the content store's
+# copy): the layers are read from the registry by range first, then taken from the filled copy.
+# With `restart`, strata-proxy is restarted while its fills are held: they resume on start.
+lazy_runtime_round() { # format [restart]
     local f=$1 tag="lazy $1 (runtime socket, stock ctr pull)" ref=$REG/it/img:$1 src=$REG/it/img:plain s=$SECONDS
-    local NS=lazy-rt-$1 da=$WORK/mnt/lazy db=$WORK/mnt/lazyref n0 out listed top mounts ranged whole total i filled layer
+    local NS=lazy-rt-$1 da=$WORK/mnt/lazy db=$WORK/mnt/lazyref n0 h0 out listed top mounts ranged whole total i filled layer dropped
     mkdir -p "$da" "$db"
     n0=$(wc -l <"$LOGS/registry.log")
+    h0=$(wc -l <"$LOGS/hold-proxy.log")
+    : >"$HOLD_FILE"
     if ! out=$(rt_ images pull --plain-http --snapshotter strata-lazy "$ref" 2>&1); then
         fail "$tag: pull" "$out"
         return
@@ -933,14 +947,30 @@ lazy_runtime_round() { # format
         awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && $9 == 206 { n += $10 } END { print n + 0 }')
     total=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/it/img/manifests/$f" |
         python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
-    # A layer the content fill finished before the unpack reached it is read locally (0 bytes).
-    if [[ -n $total && $((ranged * 2)) -lt $total ]]; then
-        pass "$tag: pull + first run read $ranged of the layers' $total bytes by range ($((ranged * 100 / total))%)"
+    whole=$(tail -n +$((n0 + 1)) "$LOGS/registry.log" |
+        awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ && /"strata-registry"$/ && $9 == 200 { n += $10 } END { print n + 0 }')
+    if [[ -n $total && $ranged -gt 0 && $((ranged * 2)) -lt $total && $whole -eq 0 ]]; then
+        pass "$tag: pull + first run read $ranged of the layers' $total bytes from the registry by range ($((ranged * 100 / total))%), the content fill held"
     else
-        fail "$tag: bytes read by range" "$ranged of ${total:-?} bytes (expected less than half)"
+        fail "$tag: bytes read from the registry" "by range $ranged, whole $whole, of ${total:-?} bytes (expected more than 0 and less than half by range, none whole while the fill is held)"
     fi
     LAZY_CTR=rt_ lazy_compare "$tag" "strata-lazy($f, runtime)" "$top" "$src" "$LAZY_CHAIN" \
         "containerd's overlayfs unpack of the gzip source"
+    if [[ ${2:-} == restart ]]; then
+        s=$SECONDS
+        if stop_strata && start_strata && for ((i = 0; i < 100; i++)); do rt_ version >/dev/null 2>&1 && break; sleep 0.1; done &&
+            CHECK_CTR=rt_ SPARSE_BYTES=$LAZY_SPARSE run_checks "$tag: restart during the fill" strata-lazy "$ref" "lazy-$RANDOM"; then
+            dropped=$(tail -n +$((h0 + 1)) "$LOGS/hold-proxy.log" | grep -c '^dropped GET ')
+            if [[ $dropped -ge 1 ]]; then
+                pass "$tag: strata-proxy restarted while $dropped fills were held: a new container runs from the lazy layers" "$s"
+            else
+                fail "$tag: restart during the fill" "no held fill was interrupted (see $LOGS/hold-proxy.log)"
+            fi
+        elif [[ -z $strata_pid ]]; then
+            die "$tag: restart during the fill" "strata-proxy did not come back (see $LOGS/strata.log)"
+        fi
+    fi
+    rm -f "$HOLD_FILE"
     # The content fill: every layer becomes an ordinary blob of Strata's content store, and the
     # lazy mounts switch to that copy (a verified link beside each snapshot).
     s=$SECONDS
@@ -954,8 +984,8 @@ lazy_runtime_round() { # format
     if [[ $filled -lt 4 ]]; then
         fail "$tag: background fill" "$filled of 4 layers filled after 60 s"
     else
-        pass "$tag: content fill done: whole-blob GETs $whole bytes for layers of $total (each layer fetched once)" "$s"
-        [[ $whole -le $total ]] || fail "$tag: background fill" "fetched $whole bytes whole for layers of $total: some layer twice"
+        pass "$tag: content fill done after the hold, the lazy mounts switched to its copy: whole-blob GETs $whole bytes for layers of $total (each layer fetched once)" "$s"
+        [[ $whole -eq $total ]] || fail "$tag: background fill" "fetched $whole bytes whole for layers of $total: expected each layer exactly once"
         s=$SECONDS
         stop_pid "$reg_pid" 5
         layer=$(rt_ content ls -q | while read -r d; do
@@ -995,6 +1025,8 @@ start_registry() {
     return 1
 }
 start_registry
+setsid python3 "$it/hold_proxy.py" "$HOLD_PORT" "$REG" "$HOLD_FILE" "$LOGS/hold-proxy.log" >>"$LOGS/hold-proxy.log" 2>&1 &
+hold_pid=$!
 if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
     go build -o "$WORK/bin/cri-pull" .) >&2 &&
     for ((i = 0; i < 50; i++)); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done &&
@@ -1017,7 +1049,7 @@ if (cd "$it/cri-pull" && GO111MODULE=off GOFLAGS= GOPATH=/usr/share/gocode \
         lazy_round "$f" rpull
         lazy_round "$f" cri-pull
         # The runtime socket is Strata's own (1.6 API, 1.6 ctr): once, in the 1.6 run.
-        [[ $V == 1.6 ]] && lazy_runtime_round "$f"
+        [[ $V == 1.6 ]] && lazy_runtime_round "$f" "$([[ $f == estargz ]] && echo restart)"
         if [[ $V != 1.6 ]]; then
             lazy_round "$f" transfer
             lazy_round "$f" local
