@@ -125,6 +125,12 @@ pub struct Args {
     /// `bin/ctr`, `bin/containerd-shim-runc-v2`; `scripts/containerd2.sh` prints one).
     #[arg(long)]
     containerd2: Option<PathBuf>,
+    /// lazy group: also stargz-snapshotter, served by this containerd-stargz-grpc binary
+    /// (started with `--root`, `--address` and a `--config` that makes the loopback registry
+    /// plain HTTP), a proxy snapshotter `stargz` of the same containerd, pulled with
+    /// `ctr-remote image rpull --snapshotter stargz`.
+    #[arg(long)]
+    stargz_grpc: Option<PathBuf>,
     /// A directory on a btrfs mount: a second strata-proxy and containerd pair is started with
     /// roots under it for the btrfs backend (containerd's btrfs snapshotter needs its root there).
     #[arg(long)]

@@ -66,6 +66,34 @@ fn wait_for_socket(socket: &Path, child: &mut Child, what: &str) -> anyhow::Resu
     bail!("{what} did not open {} within 60 s", socket.display())
 }
 
+/// Starts a proxy snapshotter that takes containerd-stargz-grpc's flags (`--root`,
+/// `--address`, `--config`) on `root`, with `config` written as its TOML config.
+pub fn start_proxy_snapshotter(bin: &Path, root: &Path, config: &str) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(root)?;
+    let socket = root.join("snapshotter.sock");
+    let toml = root.join("config.toml");
+    std::fs::write(&toml, config)?;
+    let log = std::fs::File::create(root.join("snapshotter.log"))?;
+    let mut child = Command::new(bin)
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--address")
+        .arg(&socket)
+        .arg("--config")
+        .arg(&toml)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    wait_for_socket(&socket, &mut child, &bin.display().to_string())?;
+    Ok(Server {
+        socket,
+        runtime_socket: None,
+        child,
+        root: root.to_path_buf(),
+    })
+}
+
 /// strata-proxy's task state directory (`--state`) when started on `root`: its own, never the
 /// default /run/strata/state.
 pub fn strata_state(root: &Path) -> PathBuf {
@@ -162,6 +190,7 @@ fn containerd_config(
     socket: &Path,
     strata: Option<&Path>,
     ctd: &Containerd,
+    extra: &[(&str, &Path)],
 ) -> String {
     let v2 = ctd.v2_dir.is_some();
     let mut disabled = vec!["io.containerd.grpc.v1.cri"];
@@ -197,6 +226,12 @@ fn containerd_config(
                 );
             }
         }
+    }
+    for (name, sock) in extra {
+        c += &format!(
+            "[proxy_plugins.{name}]\n  type = \"snapshot\"\n  address = \"{}\"\n",
+            sock.display()
+        );
     }
     if v2 {
         // 2.x's Transfer service unpacks only for the snapshotters listed (the list replaces
@@ -240,9 +275,22 @@ pub fn start_containerd_on(
     strata: Option<&Path>,
     ctd: &Containerd,
 ) -> anyhow::Result<Server> {
+    start_containerd_with(root, strata, ctd, &[])
+}
+
+/// [`start_containerd_on`], with more proxy snapshotters (`name`, socket) configured.
+pub fn start_containerd_with(
+    root: &Path,
+    strata: Option<&Path>,
+    ctd: &Containerd,
+    extra: &[(&str, &Path)],
+) -> anyhow::Result<Server> {
     let socket = root.join("containerd.sock");
     let config = root.join("config.toml");
-    std::fs::write(&config, containerd_config(root, &socket, strata, ctd))?;
+    std::fs::write(
+        &config,
+        containerd_config(root, &socket, strata, ctd, extra),
+    )?;
     let log = std::fs::File::create(root.join("containerd.log"))?;
     let mut cmd = Command::new(ctd.binary());
     if let Some(d) = &ctd.v2_dir {

@@ -102,6 +102,11 @@ impl Variant {
         self.snapshotter == "strata-lazy"
     }
 
+    /// Whether containerd must fetch no layer (a lazy snapshotter behind containerd).
+    fn remote(&self) -> bool {
+        (self.lazy() || self.snapshotter == STARGZ) && !self.runtime
+    }
+
     /// The `ctr` to run and the socket it talks to.
     fn endpoint(&self, cx: &Ctx<'_>, stack: &Stack) -> anyhow::Result<(PathBuf, PathBuf)> {
         if !self.runtime {
@@ -132,8 +137,12 @@ impl Variant {
     }
 }
 
-/// The variants on containerd `ctd`, in round 0's order.
-fn variants(ctd: &Containerd) -> Vec<Variant> {
+/// The proxy snapshotter name of stargz-snapshotter (`--stargz-grpc`).
+const STARGZ: &str = "stargz";
+
+/// The variants on containerd `ctd` (with stargz-snapshotter when `stargz`), in round 0's
+/// order.
+fn variants(ctd: &Containerd, stargz: bool) -> Vec<Variant> {
     let v = |key, puller, snapshotter, fill_off| Variant {
         key,
         puller,
@@ -154,6 +163,9 @@ fn variants(ctd: &Containerd) -> Vec<Variant> {
     ];
     if ctd.v2_dir.is_some() {
         out.insert(1, v("transfer", Puller::Pull, "strata-lazy", false));
+    }
+    if stargz {
+        out.insert(1, v(STARGZ, Puller::Rpull, STARGZ, false));
     }
     out
 }
@@ -225,16 +237,43 @@ async fn forward(
 struct Stack {
     strata: Server,
     containerd: Server,
+    /// stargz-snapshotter, when the stack has it (dropped after containerd).
+    _stargz: Option<Server>,
 }
 
 impl Stack {
-    fn start(args: &Args, dir: &Path, ctd: &Containerd, config: &str) -> anyhow::Result<Stack> {
+    /// strata-proxy with `config` and a containerd using it; with `stargz` (a
+    /// containerd-stargz-grpc binary and the registries to reach over plain HTTP), also
+    /// stargz-snapshotter as proxy snapshotter [`STARGZ`].
+    fn start(
+        args: &Args,
+        dir: &Path,
+        ctd: &Containerd,
+        config: &str,
+        stargz: Option<(&Path, &[&str])>,
+    ) -> anyhow::Result<Stack> {
         let (s, c) = (dir.join("strata"), dir.join("containerd"));
         std::fs::create_dir_all(&s)?;
         std::fs::create_dir_all(&c)?;
         let strata = servers::start_strata_with(&args.strata_bin()?, &s, Some(config))?;
-        let containerd = servers::start_containerd_on(&c, Some(&strata.socket), ctd)?;
-        Ok(Stack { strata, containerd })
+        let stargz = match stargz {
+            Some((bin, hosts)) => Some(servers::start_proxy_snapshotter(
+                bin,
+                &dir.join("stargz"),
+                &stargz_config(hosts),
+            )?),
+            None => None,
+        };
+        let extra: Vec<(&str, &Path)> = stargz
+            .iter()
+            .map(|s| (STARGZ, s.socket.as_path()))
+            .collect();
+        let containerd = servers::start_containerd_with(&c, Some(&strata.socket), ctd, &extra)?;
+        Ok(Stack {
+            containerd,
+            _stargz: stargz,
+            strata,
+        })
     }
 
     /// Where strata-lazy keeps its snapshots (`<root>/snapshots/lazy/snapshots`).
@@ -250,6 +289,15 @@ fn strata_config(registries: &[&str], fill: bool) -> String {
         "[offload]\ninsecure_registries = [{}]\n[lazy]\nbackground_fill = {fill}\n",
         quoted.join(", ")
     )
+}
+
+/// containerd-stargz-grpc's config: `hosts` reached over plain HTTP (each its own insecure
+/// mirror), everything else at its defaults (prefetch and background fetch on).
+fn stargz_config(hosts: &[&str]) -> String {
+    hosts
+        .iter()
+        .map(|h| format!("[[resolver.host.\"{h}\".mirrors]]\nhost = \"{h}\"\ninsecure = true\n"))
+        .collect()
 }
 
 /// Runs `prog -a <socket> -n <ns> <args>`; its stdout, or an error with its stderr.
@@ -718,7 +766,7 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         "{}: {PYTHON} -c 'print(42)' printed {out:?}, expected {FIRST_OUT:?}",
         v.key
     );
-    if v.lazy() && !v.runtime {
+    if v.remote() {
         // After the run (untimed): only the index, manifest and config; a layer containerd
         // fetched would be listed too. (On the runtime socket the layers are listed: Strata
         // keeps them as remote blobs while it fills them.)
@@ -849,12 +897,14 @@ pub async fn run(
         &dir.join("fill-on"),
         ctd,
         &strata_config(&hosts, true),
+        args.stargz_grpc.as_deref().map(|b| (b, &hosts[..])),
     )?;
     let off = Stack::start(
         args,
         &dir.join("fill-off"),
         ctd,
         &strata_config(&hosts, false),
+        None,
     )?;
     let reference = format!("{}/{REPO}:estargz", counter.addr);
     let source = format!("{}/bench/{}:1", counter.addr, src.meta.label);
@@ -888,7 +938,7 @@ pub async fn run(
         settle: Duration::from_millis(if args.quick { 50 } else { 500 }),
         seq_bytes: seq_bytes(quick),
     };
-    let vs = variants(ctd);
+    let vs = variants(ctd, args.stargz_grpc.is_some());
     let mut got: Vec<Vec<Got>> = vec![Vec::new(); vs.len()];
     for r in 0..args.lazy_rounds {
         // Alternating order: round r starts with variant r (mod count).
@@ -1029,6 +1079,18 @@ fn report(
             pair(series(lazy, &seq), series("overlayfs", &seq)),
         ));
     }
+    let stargz_rows = out.len();
+    stargz_report(group, &lazies, &series, out);
+    if let Some(m) = out.get_mut(stargz_rows) {
+        m.notes.push(
+            "stargz = stargz-snapshotter (containerd-stargz-grpc given by --stargz-grpc, its \
+             defaults: prefetch and background fetch on) as proxy snapshotter `stargz` of the \
+             same containerd, pulled with ctr-remote image rpull --snapshotter stargz, its \
+             sequential read right after the first run (its background fetch may still run); \
+             \"strata\" = strata-lazy through the client named in the row"
+                .into(),
+        );
+    }
     if let Some(m) = out.get_mut(first) {
         m.notes.push(format!(
             "one containerd {version} with strata-proxy as its content store and snapshotters \
@@ -1054,6 +1116,54 @@ fn report(
             total as f64 / MIB
         ));
     }
+}
+
+/// The rows against stargz-snapshotter, when it ran: strata-lazy ("strata") through each
+/// client vs stargz through rpull ("containerd").
+fn stargz_report(
+    group: &str,
+    lazies: &[&str],
+    series: &dyn Fn(&str, &dyn Fn(&Got) -> Option<f64>) -> Vec<f64>,
+    out: &mut Vec<Measurement>,
+) {
+    let pull_run = |g: &Got| Some(g.pull + g.run);
+    let stargz = series(STARGZ, &pull_run);
+    if stargz.is_empty() {
+        return;
+    }
+    let pair = |a: Vec<f64>, b: Vec<f64>| -> Samples {
+        Samples::from([("strata".to_string(), a), ("containerd".to_string(), b)])
+    };
+    for lazy in lazies {
+        out.push(Measurement::new(
+            group,
+            format!("pull + run: {lazy} strata-lazy vs rpull stargz-snapshotter"),
+            "lazy",
+            "s",
+            false,
+            pair(series(lazy, &pull_run), stargz.clone()),
+        ));
+    }
+    let mib = |g: &Got| Some(g.bytes as f64 / MIB);
+    out.push(Measurement::new(
+        group,
+        "registry bytes to first output: rpull strata-lazy vs rpull stargz-snapshotter (both \
+         fetching in the background)"
+            .into(),
+        "lazy",
+        "MiB",
+        false,
+        pair(series("rpull", &mib), series(STARGZ, &mib)),
+    ));
+    let seq = |g: &Got| Some(g.seq);
+    out.push(Measurement::new(
+        group,
+        "sequential read: rpull strata-lazy after the fill vs rpull stargz-snapshotter".into(),
+        "lazy",
+        "MiB/s",
+        true,
+        pair(series("rpull", &seq), series(STARGZ, &seq)),
+    ));
 }
 
 #[cfg(test)]
@@ -1090,12 +1200,31 @@ mod tests {
 
     #[test]
     fn variants_add_transfer_on_2x_only() {
-        let keys = |c: &Containerd| variants(c).iter().map(|v| v.key).collect::<Vec<_>>();
+        let keys = |c: &Containerd| variants(c, false).iter().map(|v| v.key).collect::<Vec<_>>();
         assert!(!keys(&Containerd::default()).contains(&"transfer"));
         let two = Containerd {
             v2_dir: Some("/x".into()),
         };
         assert!(keys(&two).contains(&"transfer"));
+    }
+
+    #[test]
+    fn stargz_runs_only_when_given_and_fetches_no_layer_through_containerd() {
+        let c = Containerd::default();
+        assert!(!variants(&c, false).iter().any(|v| v.key == STARGZ));
+        let vs = variants(&c, true);
+        let v = vs.iter().find(|v| v.key == STARGZ).expect("stargz variant");
+        assert_eq!((v.puller, v.snapshotter), (Puller::Rpull, STARGZ));
+        assert!(v.remote() && !v.lazy() && !v.fill_off);
+        let conf = stargz_config(&["127.0.0.1:1", "127.0.0.1:2"]);
+        assert!(conf.contains(
+            "[[resolver.host.\"127.0.0.1:2\".mirrors]]\nhost = \"127.0.0.1:2\"\ninsecure = true"
+        ));
+        let parsed: toml::Value = toml::from_str(&conf).expect("stargz config is TOML");
+        assert!(
+            parsed["resolver"]["host"]["127.0.0.1:1"]["mirrors"][0]["insecure"].as_bool()
+                == Some(true)
+        );
     }
 
     /// cri-pull (the Kubernetes path) is a strata-lazy variant with the fill on, on 1.x and 2.x.
@@ -1105,7 +1234,7 @@ mod tests {
             v2_dir: Some("/x".into()),
         };
         for c in [Containerd::default(), two] {
-            let vs = variants(&c);
+            let vs = variants(&c, false);
             let v = vs
                 .iter()
                 .find(|v| v.key == "cri-pull")
