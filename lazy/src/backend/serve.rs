@@ -11,9 +11,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::head;
 use super::labels::LayerRef;
 use super::layout::{LazyConfig, Opener};
 use super::source::BlobSource;
+use crate::RangeSource as _;
 use crate::estargz::Layer;
 use crate::fs::{MountOptions, Mounted};
 
@@ -35,22 +37,51 @@ pub fn read_ref(dir: &Path) -> io::Result<Option<LayerRef>> {
 }
 
 /// Opens the layer of `dir`: its verified local copy (`blob`) when there is one, else the
-/// registry through `opener`; checks the TOC against `r.toc_digest`.
+/// registry through `opener`; checks the TOC against `r.toc_digest`. The footer and TOC read
+/// from the registry are kept beside (`head.bin`, [`super::head`]), so the next open of this
+/// directory (the layer's server, a remount) reads them from there instead (verified again).
 pub fn open_layer(
     dir: &Path,
     r: &LayerRef,
     opener: &Opener,
     cache_bytes: usize,
 ) -> io::Result<Arc<Layer<BlobSource>>> {
-    let src = match std::fs::File::open(dir.join("blob")) {
-        Ok(f) => BlobSource::local(f),
-        Err(_) => opener(r).and_then(BlobSource::remote),
+    let context =
+        |e: io::Error| io::Error::other(format!("open layer {} of {}: {e}", r.digest, r.image));
+    let open = |src: BlobSource| {
+        Layer::open(src, &r.toc_digest)
+            .map(|l| Arc::new(l.with_cache_budget(cache_bytes)))
+            .map_err(|e| io::Error::other(format!("layer {}: {e}", r.digest)))
+    };
+    if let Ok(f) = std::fs::File::open(dir.join("blob")) {
+        return open(BlobSource::local(f).map_err(context)?);
     }
-    .map_err(|e| io::Error::other(format!("open layer {} of {}: {e}", r.digest, r.image)))?;
-    let layer = Layer::open(src, &r.toc_digest)
-        .map_err(|e| io::Error::other(format!("layer {}: {e}", r.digest)))?
-        .with_cache_budget(cache_bytes);
-    Ok(Arc::new(layer))
+    let head_path = dir.join(head::HEAD_FILE);
+    match head::read(&head_path) {
+        Ok(Some((size, pieces))) => {
+            let (opener, r2) = (opener.clone(), r.clone());
+            let replay = head::Replay::new(size, pieces, move || opener(&r2));
+            match open(BlobSource::remote(replay).map_err(context)?) {
+                Ok(layer) => return Ok(layer),
+                Err(e) => {
+                    tracing::warn!(digest = %r.digest, error = %e, "lazy layer head not used");
+                    let _ = std::fs::remove_file(&head_path);
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(digest = %r.digest, error = %e, "lazy layer head not used");
+            let _ = std::fs::remove_file(&head_path);
+        }
+    }
+    let rec = head::Recorder::new(opener(r).map_err(context)?);
+    let layer = open(BlobSource::remote(rec.clone()).map_err(context)?)?;
+    let size = layer.source().size().map_err(context)?;
+    if let Err(e) = head::write(&head_path, size, &rec.take()) {
+        tracing::info!(digest = %r.digest, error = %e, "lazy layer head not kept");
+    }
+    Ok(layer)
 }
 
 /// The wait before a fill that stopped (the registry down) resumes; it doubles after each.
