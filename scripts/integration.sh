@@ -793,6 +793,19 @@ lazy_bytes() { # tag format image
 
 # strata-lazy's top layer (prepared and mounted through $LAZY_CTR, default ctr_) against
 # containerd's overlayfs unpack of image at chain, entry by entry; NS names both namespaces.
+# The FUSE mounts under strata-lazy's root, once every lazy snapshot (a lazy.json) has its own:
+# a new lazy snapshot is answered before its server has mounted it (at most 10 s).
+lazy_mounts() {
+    local i n want
+    for ((i = 0; i < 100; i++)); do
+        want=$(find "$SROOT/snapshots/lazy/snapshots" -mindepth 2 -maxdepth 2 -name lazy.json 2>/dev/null | wc -l)
+        n=$(findmnt -rn -t fuse -o TARGET | grep -c "^$SROOT/snapshots/lazy/")
+        [[ $n -ge $want ]] && break
+        sleep 0.1
+    done
+    echo "$n"
+}
+
 lazy_compare() { # tag label top image chain what
     local tag=$1 lc=${LAZY_CTR:-ctr_} da=$WORK/mnt/lazy db=$WORK/mnt/lazyref s=$SECONDS out
     mkdir -p "$da" "$db"
@@ -838,7 +851,7 @@ lazy_round() { # format puller (rpull, cri-pull, transfer or local)
     listed=$("${lctr[@]}" snapshots --snapshotter strata-lazy ls 2>&1)
     # The top layer: the committed snapshot no other one names as its parent.
     top=$(awk 'NR > 1 { key[$1] = 1; if ($2 != "") par[$2] = 1 } END { for (k in key) if (!(k in par)) print k }' <<<"$listed")
-    mounts=$(findmnt -rn -t fuse -o TARGET | grep -c "^$SROOT/snapshots/lazy/")
+    mounts=$(lazy_mounts)
     if [[ $(wc -l <<<"$top") -ne 1 || -z $top ]]; then
         fail "$tag: pull" "no single top layer in strata-lazy: $listed"
         "${lctr[@]}" image rm --sync "$ref" >/dev/null 2>&1
@@ -934,7 +947,7 @@ lazy_runtime_round() { # format [restart]
     fi
     listed=$(rt_ snapshots --snapshotter strata-lazy ls 2>&1)
     top=$(awk 'NR > 1 { key[$1] = 1; if ($2 != "") par[$2] = 1 } END { for (k in key) if (!(k in par)) print k }' <<<"$listed")
-    mounts=$(findmnt -rn -t fuse -o TARGET | grep -c "^$SROOT/snapshots/lazy/")
+    mounts=$(lazy_mounts)
     if [[ $(wc -l <<<"$top") -ne 1 || -z $top || $mounts -ne 4 ]]; then
         fail "$tag: pull" "expected 4 layers, each a FUSE mount under $SROOT/snapshots/lazy: $mounts mounts, snapshots: $listed"
     else

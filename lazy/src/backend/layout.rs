@@ -13,7 +13,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use strata_snapshotters::fsutil::Dirs;
 use strata_snapshotters::metastore::Snapshot;
@@ -67,6 +68,38 @@ pub struct LazyLayout {
     remounting: Mutex<()>,
     /// Serve each layer from a process of its own instead of this one.
     server: Option<Server>,
+    /// Servers being started for new snapshots.
+    starting: Arc<Starting>,
+}
+
+/// Snapshot directories whose server is being started. A new lazy snapshot is answered as
+/// soon as its layer is opened and verified here; its server (a process that opens the layer
+/// again from the recorded head and mounts it) starts meanwhile, so containerd's next layer
+/// does not wait for it. Whatever needs the mount (Mounts, a remount, a removal) waits for that
+/// start first.
+#[derive(Default)]
+struct Starting {
+    dirs: Mutex<HashSet<PathBuf>>,
+    done: Condvar,
+}
+
+impl Starting {
+    fn begin(&self, dir: &Path) {
+        lock(&self.dirs).insert(dir.to_path_buf());
+    }
+
+    fn end(&self, dir: &Path) {
+        lock(&self.dirs).remove(dir);
+        self.done.notify_all();
+    }
+
+    /// Waits until no server for `dir` is being started.
+    fn wait(&self, dir: &Path) {
+        let mut dirs = lock(&self.dirs);
+        while dirs.contains(dir) {
+            dirs = self.done.wait(dirs).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl std::fmt::Debug for LazyLayout {
@@ -99,6 +132,7 @@ impl LazyLayout {
             plain: Mutex::new(HashSet::new()),
             remounting: Mutex::new(()),
             server: None,
+            starting: Arc::default(),
         }
     }
 
@@ -139,8 +173,31 @@ impl LazyLayout {
         }
     }
 
+    /// Starts the server of new snapshot `dir` (server mode) without waiting for its mount;
+    /// a start that fails is logged, and [`Self::ensure`] tries again when the mount is needed.
+    fn serve_soon(&self, server: &Server, dir: &Path, r: &LayerRef) {
+        let (server, config, starting) =
+            (server.clone(), self.config.clone(), self.starting.clone());
+        let (dir, digest) = (dir.to_path_buf(), r.digest.clone());
+        starting.begin(&dir);
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            match server.start(&dir, &config) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), ms = t.elapsed().as_secs_f64() * 1e3, "lazy layer served")
+                }
+                Err(e) => {
+                    tracing::warn!(%digest, error = %e, "lazy layer server did not start; started again when mounted");
+                    detach(&dir.join("fs"));
+                }
+            }
+            starting.end(&dir);
+        });
+    }
+
     /// Serves the lazy layer of `dir` if it is one and is not served (after a restart).
     fn ensure(&self, dir: &Path) -> Result<()> {
+        self.starting.wait(dir);
         if lock(&self.plain).contains(dir) || self.is_up(dir) {
             return Ok(());
         }
@@ -163,6 +220,7 @@ impl LazyLayout {
 
     /// Unmounts the lazy layer of `dir`, if any.
     fn unserve(&self, dir: &Path) {
+        self.starting.wait(dir);
         lock(&self.plain).remove(dir);
         let served = lock(&self.served).remove(dir);
         if let Some(m) = served
@@ -183,7 +241,9 @@ impl LazyLayout {
         {
             tracing::warn!(digest = %r.digest, error = %e, "lazy layer not taken from the content store");
         }
+        let t = Instant::now();
         let layer = self.open_layer(tmp, r)?;
+        tracing::debug!(digest = %r.digest, ms = t.elapsed().as_secs_f64() * 1e3, entries = layer.toc().entries.len(), "lazy layer opened");
         let json = serde_json::to_vec(r).map_err(|e| io_err("encode lazy.json", e))?;
         let path = tmp.join(LAZY_JSON);
         std::fs::File::create(&path)
@@ -234,7 +294,14 @@ impl Layout for LazyLayout {
         let dir = dirs.path(id);
         let served = read_ref(&dir).and_then(|r| {
             let r = r.ok_or_else(|| io_err(dir.display(), "lazy.json is missing"))?;
-            self.serve(&dir, &r, layer)
+            match &self.server {
+                Some(server) => {
+                    drop(layer);
+                    self.serve_soon(server, &dir, &r);
+                    Ok(())
+                }
+                None => self.serve(&dir, &r, layer),
+            }
         });
         if served.is_err() {
             self.unserve(&dir);
