@@ -238,7 +238,36 @@ struct Stack {
     strata: Server,
     containerd: Server,
     /// stargz-snapshotter, when the stack has it (dropped after containerd).
-    _stargz: Option<Server>,
+    stargz: Option<std::sync::Mutex<Stargz>>,
+}
+
+/// stargz-snapshotter as a proxy snapshotter, restartable with an empty root.
+struct Stargz {
+    bin: PathBuf,
+    dir: PathBuf,
+    config: String,
+    server: Option<Server>,
+}
+
+impl Stargz {
+    /// Stops the running server, removes its root (its layer cache with it) and starts a new
+    /// one on the same socket: each round starts cold, as strata-lazy's do (stargz keeps
+    /// fetched layers in its cache after their snapshots are removed).
+    fn restart(&mut self) -> anyhow::Result<()> {
+        drop(self.server.take());
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", self.dir.display()));
+            }
+            _ => {}
+        }
+        self.server = Some(servers::start_proxy_snapshotter(
+            &self.bin,
+            &self.dir,
+            &self.config,
+        )?);
+        Ok(())
+    }
 }
 
 impl Stack {
@@ -257,21 +286,27 @@ impl Stack {
         std::fs::create_dir_all(&c)?;
         let strata = servers::start_strata_with(&args.strata_bin()?, &s, Some(config))?;
         let stargz = match stargz {
-            Some((bin, hosts)) => Some(servers::start_proxy_snapshotter(
-                bin,
-                &dir.join("stargz"),
-                &stargz_config(hosts),
-            )?),
+            Some((bin, hosts)) => {
+                let mut s = Stargz {
+                    bin: bin.to_path_buf(),
+                    dir: dir.join("stargz"),
+                    config: stargz_config(hosts),
+                    server: None,
+                };
+                s.restart()?;
+                Some(s)
+            }
             None => None,
         };
         let extra: Vec<(&str, &Path)> = stargz
             .iter()
+            .filter_map(|s| s.server.as_ref())
             .map(|s| (STARGZ, s.socket.as_path()))
             .collect();
         let containerd = servers::start_containerd_with(&c, Some(&strata.socket), ctd, &extra)?;
         Ok(Stack {
             containerd,
-            _stargz: stargz,
+            stargz: stargz.map(std::sync::Mutex::new),
             strata,
         })
     }
@@ -740,6 +775,22 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         Puller::CriPull => (cx.cri_pull.clone(), vec![]),
     };
     args.extend(["--plain-http", "--snapshotter", v.snapshotter, reference]);
+    if v.snapshotter == STARGZ {
+        let s = stack.stargz.as_ref().context("no stargz-snapshotter")?;
+        s.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .restart()?;
+        // containerd reconnects to the new server on its next call (untimed).
+        let probe = ["snapshots", "--snapshotter", STARGZ, "ls"];
+        let t = Instant::now();
+        while run_ctr(&ctr, sock, ns, &probe).await.is_err() {
+            ensure!(
+                t.elapsed() < Duration::from_secs(30),
+                "stargz-snapshotter did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     unpack::settle(cx.settle).await;
     let before_dirs = lazy_dirs(&stack.lazy_dir());
     let before = cx.counter.get();
@@ -1085,7 +1136,8 @@ fn report(
         m.notes.push(
             "stargz = stargz-snapshotter (containerd-stargz-grpc given by --stargz-grpc, its \
              defaults: prefetch and background fetch on) as proxy snapshotter `stargz` of the \
-             same containerd, pulled with ctr-remote image rpull --snapshotter stargz, its \
+             same containerd, pulled with ctr-remote image rpull --snapshotter stargz, restarted \
+             with an empty root before each of its rounds (cold, as strata-lazy's), its \
              sequential read right after the first run (its background fetch may still run); \
              \"strata\" = strata-lazy through the client named in the row"
                 .into(),
