@@ -780,8 +780,15 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
         s.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .restart()?;
-        // containerd reconnects to the new server on its next call (untimed).
-        let probe = ["snapshots", "--snapshotter", STARGZ, "ls"];
+        // containerd redials the new server after a backoff (untimed): a Prepare reaches it
+        // (a List would not: containerd answers that from its own metadata).
+        let probe = [
+            "snapshots",
+            "--snapshotter",
+            STARGZ,
+            "prepare",
+            "bench-probe",
+        ];
         let t = Instant::now();
         while run_ctr(&ctr, sock, ns, &probe).await.is_err() {
             ensure!(
@@ -790,6 +797,8 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let rm = ["snapshots", "--snapshotter", STARGZ, "rm", "bench-probe"];
+        run_ctr(&ctr, sock, ns, &rm).await?;
     }
     unpack::settle(cx.settle).await;
     let before_dirs = lazy_dirs(&stack.lazy_dir());
