@@ -67,6 +67,10 @@ pub struct Args {
     /// runtime group: idle time in ms after `sync`, before the timed GC pass.
     #[arg(long, default_value_t = 2_000)]
     settle_ms: u64,
+    /// deployed group: stock `ctr` clients started together for the concurrent import and
+    /// pull rows (each into its own namespace, the first image only; 0: no such rows).
+    #[arg(long, default_value_t = 8)]
+    concurrent_clients: usize,
     /// runtime group: images (100 labels each) for the Images.List workload.
     #[arg(long, default_value_t = 10_000)]
     list_images: usize,

@@ -146,17 +146,13 @@ pub struct Round {
     pub rm_secs: f64,
 }
 
-/// One timed round: settle, then `ctr images import|pull` of `img` into the fresh namespace
-/// `ns` (timed, with the daemons' work counted), checks, then a timed `images rm --sync`; then
-/// checks that nothing is left and the namespace is removed (untimed).
-pub async fn round(
+/// The reference `op` gives `img`, and the `ctr` arguments that import or pull it.
+fn op_args(
     side: &Side,
     op: Op,
     img: &Image,
     registry: Option<&str>,
-    ns: &str,
-    settle_for: Duration,
-) -> anyhow::Result<Round> {
+) -> anyhow::Result<(String, Vec<String>)> {
     let reference = match op {
         Op::Import => img.meta.reference.clone(),
         Op::Pull => format!(
@@ -165,31 +161,29 @@ pub async fn round(
             img.meta.label
         ),
     };
-    let archive = img.archive.to_string_lossy().into_owned();
-    let args: Vec<&str> = match op {
+    let sn = side.snapshotter.clone();
+    let args = match op {
         Op::Import => vec![
-            "images",
-            "import",
-            "--snapshotter",
-            &side.snapshotter,
-            &archive,
+            "images".into(),
+            "import".into(),
+            "--snapshotter".into(),
+            sn,
+            img.archive.to_string_lossy().into_owned(),
         ],
         Op::Pull => vec![
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            &side.snapshotter,
-            &reference,
+            "images".into(),
+            "pull".into(),
+            "--plain-http".into(),
+            "--snapshotter".into(),
+            sn,
+            reference.clone(),
         ],
     };
-    settle(settle_for).await;
-    let before = Work::of(&side.pids);
-    let start = Instant::now();
-    ctr(side, ns, &args).await?;
-    let secs = start.elapsed().as_secs_f64();
-    let work = Work::of(&side.pids).since(before);
+    Ok((reference, args))
+}
 
+/// Checks that `ns` holds one committed snapshot per layer of `img` after `op`.
+async fn check_committed(side: &Side, op: Op, img: &Image, ns: &str) -> anyhow::Result<()> {
     let committed = snapshots(side, ns)
         .await?
         .iter()
@@ -197,7 +191,7 @@ pub async fn round(
         .count();
     ensure!(
         committed == img.meta.layers.len(),
-        "{}: after {} of {} {} committed snapshots on {}, expected {}",
+        "{}: after {} of {} {} committed snapshots on {} in {ns}, expected {}",
         side.name,
         op.label(),
         img.meta.label,
@@ -205,9 +199,14 @@ pub async fn round(
         side.snapshotter,
         img.meta.layers.len()
     );
-    settle(settle_for).await;
+    Ok(())
+}
+
+/// `images rm --sync` of `reference` in `ns` (its wall time), then checks that no snapshot and
+/// no blob is left, and removes the namespace.
+async fn remove(side: &Side, ns: &str, reference: &str) -> anyhow::Result<f64> {
     let start = Instant::now();
-    ctr(side, ns, &["images", "rm", "--sync", &reference]).await?;
+    ctr(side, ns, &["images", "rm", "--sync", reference]).await?;
     let rm_secs = start.elapsed().as_secs_f64();
     let left = snapshots(side, ns).await?;
     ensure!(
@@ -223,11 +222,84 @@ pub async fn round(
         blobs.trim()
     );
     ctr(side, "default", &["namespaces", "rm", ns]).await?;
+    Ok(rm_secs)
+}
+
+/// One timed round: settle, then `ctr images import|pull` of `img` into the fresh namespace
+/// `ns` (timed, with the daemons' work counted), checks, then a timed `images rm --sync`; then
+/// checks that nothing is left and the namespace is removed (untimed).
+pub async fn round(
+    side: &Side,
+    op: Op,
+    img: &Image,
+    registry: Option<&str>,
+    ns: &str,
+    settle_for: Duration,
+) -> anyhow::Result<Round> {
+    let (reference, args) = op_args(side, op, img, registry)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    settle(settle_for).await;
+    let before = Work::of(&side.pids);
+    let start = Instant::now();
+    ctr(side, ns, &args).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let work = Work::of(&side.pids).since(before);
+    check_committed(side, op, img, ns).await?;
+    settle(settle_for).await;
+    let rm_secs = remove(side, ns, &reference).await?;
     Ok(Round {
         secs,
         work,
         rm_secs,
     })
+}
+
+/// What one concurrent round measured.
+#[derive(Debug, Clone, Default)]
+pub struct Concurrent {
+    /// Wall time until the last client exited, s.
+    pub secs: f64,
+    /// Each client's own wall time, s.
+    pub each: Vec<f64>,
+    /// The side's daemons' CPU time and disk writes while the clients ran.
+    pub work: Work,
+}
+
+/// `n` stock `ctr` clients started together, each `ctr images import|pull` of `img` into a
+/// fresh namespace of its own (`<ns>-<i>`): the wall time until the last one exited (the
+/// daemons' work counted over it), every namespace checked (one committed snapshot per layer);
+/// then (untimed) every namespace's `images rm --sync` at once, and nothing left.
+pub async fn concurrent_round(
+    side: &Side,
+    op: Op,
+    img: &Image,
+    registry: Option<&str>,
+    ns: &str,
+    n: usize,
+    settle_for: Duration,
+) -> anyhow::Result<Concurrent> {
+    let (reference, args) = op_args(side, op, img, registry)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("{ns}-{i}")).collect();
+    settle(settle_for).await;
+    let before = Work::of(&side.pids);
+    let start = Instant::now();
+    let each = futures::future::try_join_all(names.iter().map(|ns| {
+        let args = &args;
+        async move {
+            let t = Instant::now();
+            ctr(side, ns, args).await?;
+            anyhow::Ok(t.elapsed().as_secs_f64())
+        }
+    }))
+    .await?;
+    let secs = start.elapsed().as_secs_f64();
+    let work = Work::of(&side.pids).since(before);
+    for ns in &names {
+        check_committed(side, op, img, ns).await?;
+    }
+    futures::future::try_join_all(names.iter().map(|ns| remove(side, ns, &reference))).await?;
+    Ok(Concurrent { secs, each, work })
 }
 
 /// The rows of `ctr snapshots ls` (header dropped).

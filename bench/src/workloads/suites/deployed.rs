@@ -3,7 +3,8 @@
 //! `proxy_plugins`, containerd's metadata layer in front), against the same containerd with its
 //! built-in content store and snapshotters; same machine, same images, same run. The rows are
 //! the unpack suite's (import and pull with unpack, the daemons' CPU time and disk writes, the
-//! `images rm --sync` after), per backend (overlay, native), and the tasks suite's `ctr run`
+//! `images rm --sync` after), the same with `--concurrent-clients` clients at once, per backend
+//! (overlay, native), and the tasks suite's `ctr run`
 //! rows on overlay, on containerd 1.6 and, with `--containerd2`, on 2.x.
 
 use std::path::Path;
@@ -63,6 +64,7 @@ pub async fn run(
         ];
         let group = format!("deployed, containerd {label}: {backend}");
         unpack::run(args, prep, &sides, backend, &group, out).await?;
+        unpack::run_concurrent(args, prep, &sides, backend, &group, out).await?;
         if let Some(first) = out.iter_mut().find(|m| m.group == group) {
             first.notes.push(format!(
                 "deployed path: \"strata\" = stock ctr -> containerd {version} with strata-proxy \

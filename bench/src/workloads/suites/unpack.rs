@@ -272,6 +272,98 @@ pub async fn run(
     Ok(())
 }
 
+/// The concurrent rows: `--concurrent-clients` stock `ctr` clients at once, each importing
+/// (and pulling, with a registry) the first image into its own namespace; wall time until the
+/// last exited, and the daemons' CPU time and disk writes over it. Rounds alternate the order.
+pub async fn run_concurrent(
+    args: &Args,
+    prep: &Prepared,
+    sides: &[Side],
+    backend: &str,
+    group: &str,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let (n, Some(img)) = (args.concurrent_clients, prep.images.first()) else {
+        return Ok(());
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    let settle = Duration::from_millis(if args.quick { 50 } else { args.settle_ms });
+    let registry = prep.registry.as_ref().map(|r| r.addr.clone());
+    let mut ops = vec![Op::Import];
+    if registry.is_some() {
+        ops.push(Op::Pull);
+    }
+    let label = &img.meta.label;
+    for op in ops {
+        let registry = registry.as_deref();
+        let mut series = alternate_multi(sides, 0, args.unpack_rounds, |side, r| {
+            async move {
+                let ns = format!("bench-many-{}-{label}-{backend}-{r}", op.label());
+                let got = unpack::concurrent_round(side, op, img, registry, &ns, n, settle).await?;
+                println!(
+                    "{}: {n} x ctr images {} {label} --snapshotter {} at once, round {r}: all \
+                     exited in {:.3} s (each {:.3}..{:.3} s); daemons {:.2} s CPU, {:.1} MiB \
+                     written",
+                    side.name,
+                    op.label(),
+                    side.snapshotter,
+                    got.secs,
+                    got.each.iter().copied().fold(f64::INFINITY, f64::min),
+                    got.each.iter().copied().fold(0.0, f64::max),
+                    got.work.cpu_s,
+                    got.work.written as f64 / MIB
+                );
+                Ok(vec![
+                    got.secs,
+                    got.work.cpu_s,
+                    got.work.written as f64 / MIB,
+                ])
+            }
+            .boxed()
+        })
+        .await?
+        .into_iter();
+        let what = format!(
+            "{n} x ctr {} {label} at once ({} layers, {:.0} MiB; a namespace each), all exited",
+            op.label(),
+            img.meta.layers.len(),
+            img.meta.compressed() as f64 / MIB
+        );
+        let mut m = Measurement::new(
+            group,
+            what.clone(),
+            backend,
+            "s",
+            false,
+            series.next().unwrap_or_default(),
+        );
+        m.notes.push(format!(
+            "timed: {n} stock ctr processes started together, `ctr -n <ns>-<i> images {}` with \
+             unpack, until the last exited (each must exit 0); {} rounds, order alternating; \
+             sync + {} ms idle before; after: one committed snapshot per layer checked in every \
+             namespace, then images rm --sync in each, nothing left",
+            op.label(),
+            args.unpack_rounds,
+            settle.as_millis()
+        ));
+        out.push(m);
+        if sides.iter().all(|s| !s.pids.is_empty()) {
+            for (unit, label) in [
+                ("CPU s", format!("{what}: daemons' CPU time")),
+                ("MiB", format!("{what}: daemons' disk writes")),
+            ] {
+                let samples = series.next().unwrap_or_default();
+                out.push(Measurement::new(
+                    group, label, backend, unit, false, samples,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// "MiB/s (medians): strata C compressed / U tar, containerd ...; limit ..." for `m`.
 fn rates(m: &Measurement, img: &Image, l: &Limits) -> String {
     let c = img.meta.compressed() as f64 / MIB;
