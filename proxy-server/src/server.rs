@@ -488,6 +488,8 @@ pub(crate) async fn run(
     if let Some(m) = metrics {
         m.abort();
     }
+    // No background fill starts a registry fetch while this runtime goes away.
+    runtime.stop_fills();
     for (name, b) in &stores.backends {
         if let Err(e) = b.close().await {
             tracing::warn!(backend = %name, error = %e, "closing backend");

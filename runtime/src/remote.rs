@@ -106,6 +106,9 @@ pub(crate) struct Remote {
     sourced: Mutex<HashMap<String, HashSet<Digest>>>,
     fills: Mutex<HashMap<Digest, FillState>>,
     changed: Condvar,
+    /// Set when the daemon stops: fills start no new fetch (the registry client's runtime is
+    /// going away).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +123,7 @@ impl Remote {
             sourced: Mutex::default(),
             fills: Mutex::default(),
             changed: Condvar::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -330,11 +334,31 @@ impl Runtime {
         });
     }
 
-    /// Fetches `d` until every namespace wanting it holds it, none wants it any more, or it
-    /// came back with the wrong digest [`FILL_MISMATCHES`] times.
+    /// Stops the background fills: none starts another fetch (at daemon stop; a stopped fill
+    /// resumes at the next start).
+    pub fn stop_fills(&self) {
+        let remote = self.remote();
+        remote
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _g = lock(&remote.fills);
+        remote.changed.notify_all();
+    }
+
+    fn fills_stopped(&self) -> bool {
+        self.remote()
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Fetches `d` until every namespace wanting it holds it, none wants it any more, it
+    /// came back with the wrong digest [`FILL_MISMATCHES`] times, or fills stop.
     fn fill(&self, d: &Digest) {
         let (mut wait, mut mismatches) = (FILL_WAITS.0, 0);
         loop {
+            if self.fills_stopped() {
+                return;
+            }
             let holders = match self.remote().holders(d) {
                 Ok(h) => h,
                 Err(e) => {
@@ -363,9 +387,26 @@ impl Runtime {
                 tracing::warn!(digest = %d, "remote blob fill gave up: wrong digest {mismatches} times");
                 return;
             }
-            // Wakes early when the records change (e.g. the last one is deleted).
-            let fills = lock(&self.remote().fills);
-            let _ = self.remote().changed.wait_timeout(fills, wait);
+            // The whole wait, unless fills stop or no namespace wants the blob any more (other
+            // fills' changes wake it too: it waits again for the rest).
+            let until = std::time::Instant::now() + wait;
+            let mut fills = lock(&self.remote().fills);
+            loop {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero()
+                    || self.fills_stopped()
+                    || self.remote().holders(d).is_ok_and(|h| h.is_empty())
+                {
+                    break;
+                }
+                fills = self
+                    .remote()
+                    .changed
+                    .wait_timeout(fills, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            drop(fills);
             wait = (wait * 2).min(FILL_WAITS.1);
         }
     }
