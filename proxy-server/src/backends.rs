@@ -75,7 +75,11 @@ fn open_lazy(
         OverlayLayout { index_off },
         strata_lazy::backend::registry_opener(registry, rt.clone()),
         rt,
-        config.lazy.layer.clone(),
+        strata_lazy::backend::LazyConfig {
+            // Shared by every layer's server: fills yield to on-demand reads of any layer.
+            activity: Some(dir.join("reading")),
+            ..config.lazy.layer.clone()
+        },
     );
     match lazy_server(dir, config) {
         Ok(Some(server)) => layout = layout.with_server(server),

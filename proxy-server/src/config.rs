@@ -214,6 +214,7 @@ impl LazyFile {
             layer: strata_lazy::backend::LazyConfig {
                 cache_bytes: self.cache_mib.map_or(d.cache_bytes, |m| m << 20),
                 background_fill: self.background_fill.unwrap_or(d.background_fill),
+                activity: None,
             },
         }
     }

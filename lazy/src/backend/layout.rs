@@ -39,6 +39,9 @@ pub struct LazyConfig {
     pub cache_bytes: usize,
     /// Whether each lazy layer is copied in the background, after which reads are local.
     pub background_fill: bool,
+    /// The file on-demand registry reads mark so that fills yield to them
+    /// ([`super::activity`]); None: fills never wait.
+    pub activity: Option<PathBuf>,
 }
 
 impl Default for LazyConfig {
@@ -46,6 +49,7 @@ impl Default for LazyConfig {
         LazyConfig {
             cache_bytes: crate::estargz::cache::DEFAULT_BUDGET,
             background_fill: true,
+            activity: None,
         }
     }
 }
@@ -144,7 +148,7 @@ impl LazyLayout {
     }
 
     fn open_layer(&self, dir: &Path, r: &LayerRef) -> Result<LazyLayer> {
-        serve::open_layer(dir, r, &self.opener, self.config.cache_bytes)
+        serve::open_layer(dir, r, &self.opener, &self.config)
             .map_err(|e| Error::io(format!("lazy layer {}", r.digest), e))
     }
 

@@ -2,6 +2,7 @@
 //! containerd's unpacker asks for are served from the registry through FUSE before they are
 //! downloaded ([`LazyLayout`]), then copied in the background and served locally.
 
+mod activity;
 mod head;
 mod labels;
 mod layout;

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::activity::Activity;
 use super::head;
 use super::labels::LayerRef;
 use super::layout::{LazyConfig, Opener};
@@ -44,8 +45,13 @@ pub fn open_layer(
     dir: &Path,
     r: &LayerRef,
     opener: &Opener,
-    cache_bytes: usize,
+    config: &LazyConfig,
 ) -> io::Result<Arc<Layer<BlobSource>>> {
+    let cache_bytes = config.cache_bytes;
+    let activity = config
+        .activity
+        .as_deref()
+        .map(|p| Arc::new(Activity::new(p)));
     let context =
         |e: io::Error| io::Error::other(format!("open layer {} of {}: {e}", r.digest, r.image));
     let open = |src: BlobSource| {
@@ -61,7 +67,8 @@ pub fn open_layer(
         Ok(Some((size, pieces))) => {
             let (opener, r2) = (opener.clone(), r.clone());
             let replay = head::Replay::new(size, pieces, move || opener(&r2));
-            match open(BlobSource::remote(replay).map_err(context)?) {
+            let src = BlobSource::remote(replay).map_err(context)?;
+            match open(src.with_activity(activity.clone())) {
                 Ok(layer) => return Ok(layer),
                 Err(e) => {
                     tracing::warn!(digest = %r.digest, error = %e, "lazy layer head not used");
@@ -76,7 +83,8 @@ pub fn open_layer(
         }
     }
     let rec = head::Recorder::new(opener(r).map_err(context)?);
-    let layer = open(BlobSource::remote(rec.clone()).map_err(context)?)?;
+    let src = BlobSource::remote(rec.clone()).map_err(context)?;
+    let layer = open(src.with_activity(activity))?;
     let size = layer.source().size().map_err(context)?;
     if let Err(e) = head::write(&head_path, size, &rec.take()) {
         tracing::info!(digest = %r.digest, error = %e, "lazy layer head not kept");
@@ -191,6 +199,12 @@ impl Server {
             .arg(config.cache_bytes.to_string())
             .arg("--fill")
             .arg(config.background_fill.to_string())
+            .args(
+                config
+                    .activity
+                    .iter()
+                    .flat_map(|p| [std::ffi::OsStr::new("--activity"), p.as_os_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

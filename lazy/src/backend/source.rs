@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use super::activity::Activity;
 use crate::RangeSource;
 
 /// Where the layer blob is read from.
@@ -26,6 +27,8 @@ pub struct BlobSource {
     /// Held by the one fill running; holds the hash of the first `filled` bytes when a fill
     /// stopped on an I/O error, so the next one resumes there.
     resume: Mutex<Option<Sha256>>,
+    /// Marked by reads from `remote`; a fill yields to them.
+    activity: Option<Arc<Activity>>,
 }
 
 impl std::fmt::Debug for BlobSource {
@@ -47,7 +50,15 @@ impl BlobSource {
             local: RwLock::new(None),
             filled: AtomicU64::new(0),
             resume: Mutex::new(None),
+            activity: None,
         })
+    }
+
+    /// Reads from the registry mark `activity`, and a fill yields to recent marks (its own
+    /// reads do not mark it).
+    pub fn with_activity(mut self, activity: Option<Arc<Activity>>) -> Self {
+        self.activity = activity;
+        self
     }
 
     /// A blob whose complete, verified copy is `file`.
@@ -59,6 +70,7 @@ impl BlobSource {
             local: RwLock::new(Some(file)),
             filled: AtomicU64::new(size),
             resume: Mutex::new(None),
+            activity: None,
         })
     }
 
@@ -172,6 +184,9 @@ impl BlobSource {
         };
         let mut buf = vec![0u8; 4 << 20];
         while at < self.size {
+            if let Some(a) = &self.activity {
+                a.yield_to_readers();
+            }
             let want = buf.len().min((self.size - at) as usize);
             let piece = remote.read_at(at, &mut buf[..want]).and_then(|n| match n {
                 0 => Err(io::Error::other(format!(
@@ -260,7 +275,12 @@ impl RangeSource for BlobSource {
             }
         }
         match &self.remote {
-            Some(r) => r.read_at(offset, buf),
+            Some(r) => {
+                if let Some(a) = &self.activity {
+                    a.reading();
+                }
+                r.read_at(offset, buf)
+            }
             None => Err(io::Error::other("the local layer copy is incomplete")),
         }
     }

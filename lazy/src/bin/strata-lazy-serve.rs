@@ -26,6 +26,9 @@ struct Args {
     /// Copy the layer beside the snapshot in the background.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     fill: bool,
+    /// The file on-demand registry reads mark; the fill yields to recent marks.
+    #[arg(long)]
+    activity: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -62,12 +65,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = LazyConfig {
         cache_bytes: args.cache_bytes,
         background_fill: args.fill,
+        activity: args.activity.clone(),
     };
-    let (dir, r2) = (args.dir.clone(), r.clone());
-    let layer = tokio::task::spawn_blocking(move || {
-        serve::open_layer(&dir, &r2, &opener, config.cache_bytes)
-    })
-    .await??;
+    let (dir, r2, config2) = (args.dir.clone(), r.clone(), config.clone());
+    let layer =
+        tokio::task::spawn_blocking(move || serve::open_layer(&dir, &r2, &opener, &config2))
+            .await??;
     let mounted = serve::mount_and_fill(&args.dir, &r, layer, &config).await?;
     println!("ready");
     std::io::stdout().flush()?;

@@ -1,0 +1,114 @@
+//! Background fills yield to on-demand reads. A container starting from lazy layers reads a
+//! few MiB from the registry while every layer's fill copies the whole layer; on a thin link or
+//! a small machine the fills would delay those reads. Every on-demand read from a registry marks
+//! one file shared by all layers on the host (its mtime, at most every [`MARK_EVERY`]); before
+//! each piece, a fill waits while that mark is younger than [`QUIET`] (at most [`MAX_YIELD`] per
+//! piece, so a reader that never stops cannot stall a fill for good). The layers' servers are
+//! separate processes, hence a file rather than memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long after the last on-demand read a fill goes on.
+pub const QUIET: Duration = Duration::from_millis(300);
+/// The longest a fill waits before one piece.
+pub const MAX_YIELD: Duration = Duration::from_secs(5);
+/// The mark is refreshed at most this often.
+const MARK_EVERY: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(50);
+
+/// The host's on-demand read mark (a file).
+#[derive(Debug)]
+pub struct Activity {
+    path: PathBuf,
+    /// When this process last marked the file (ms since the epoch).
+    marked_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Activity {
+    pub fn new(path: &Path) -> Self {
+        Activity {
+            path: path.to_path_buf(),
+            marked_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// An on-demand read from a registry is starting.
+    pub fn reading(&self) {
+        let now = now_ms();
+        let last = self.marked_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < MARK_EVERY.as_millis() as u64
+            || self
+                .marked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let marked = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        if let Err(e) = marked {
+            tracing::debug!(path = %self.path.display(), error = %e, "marking an on-demand read");
+        }
+    }
+
+    /// How long ago an on-demand read was last marked (None: never, or unreadable).
+    fn since_last_read(&self) -> Option<Duration> {
+        let m = std::fs::metadata(&self.path).ok()?.modified().ok()?;
+        Some(SystemTime::now().duration_since(m).unwrap_or_default())
+    }
+
+    /// Waits while an on-demand read was marked less than [`QUIET`] ago, at most
+    /// [`MAX_YIELD`]; how long it waited.
+    pub fn yield_to_readers(&self) -> Duration {
+        self.yield_for(QUIET, MAX_YIELD)
+    }
+
+    fn yield_for(&self, quiet: Duration, max: Duration) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < max && self.since_last_read().is_some_and(|d| d < quiet) {
+            std::thread::sleep(POLL);
+        }
+        start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fill_waits_while_reads_are_recent_and_not_longer_than_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Activity::new(&dir.path().join("reading"));
+        assert!(
+            a.yield_for(QUIET, MAX_YIELD) < POLL,
+            "no read ever: no wait"
+        );
+        a.reading();
+        let waited = a.yield_for(Duration::from_millis(200), MAX_YIELD);
+        assert!(
+            waited >= Duration::from_millis(100),
+            "a recent read holds the fill back: waited {waited:?}"
+        );
+        // Another process's mark counts the same (the file is shared).
+        let other = Activity::new(&dir.path().join("reading"));
+        other.reading();
+        let bounded = a.yield_for(Duration::from_secs(3600), Duration::from_millis(150));
+        assert!(
+            bounded >= Duration::from_millis(150) && bounded < Duration::from_secs(2),
+            "the wait is bounded: {bounded:?}"
+        );
+    }
+}
