@@ -277,12 +277,20 @@ start_containerd() {
 
 # --- test steps ------------------------------------------------------------------
 run_checks() { # name snapshotter image id
-    local out exp
+    local out exp try
     exp=$(sed "s/@SPARSE_BYTES@/$SPARSE_BYTES/" "$it/expected_checks.txt")
-    if ! out=$("${CHECK_CTR:-ctr_}" run --rm --snapshotter "$2" "$3" "$4" /bin/sh -c "$(cat "$it/container_checks.sh")" 2>&1); then
-        fail "$1" "ctr run failed: $(tail -3 <<<"$out")"
-        return 1
-    fi
+    for try in 1 2; do
+        if ! out=$("${CHECK_CTR:-ctr_}" run --rm --snapshotter "$2" "$3" "$4-$try" /bin/sh -c "$(cat "$it/container_checks.sh")" 2>&1); then
+            fail "$1" "ctr run failed: $(tail -3 <<<"$out")"
+            return 1
+        fi
+        # Once in CI ctr exited 0 with the last line of the output missing (containerd 1.6's
+        # shim waits at most 2 s for a task's output copy before closing it at Delete,
+        # pkg/process/init.go). Only that, output that is a strict line prefix of the
+        # expected, is run again, once, and said so in the log.
+        [[ $try == 1 && -n $out && $out != "$exp" && $exp == "$out"$'\n'* ]] || break
+        log "  note: ctr run printed $(wc -l <<<"$out") of $(wc -l <<<"$exp") lines and exited 0; running again"
+    done
     if [[ $out != "$exp" ]]; then
         fail "$1" "container output differs from expected_checks.txt:"$'\n'"$(diff <(echo "$exp") <(echo "$out"))"
         return 1
