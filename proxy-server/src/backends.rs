@@ -60,6 +60,12 @@ fn disable(off: &mut Disabled, name: &str, reason: String) {
     off.insert(name.to_string(), reason);
 }
 
+/// The on-demand read mark of the lazy backend at `lazy_dir` (`<root>/snapshots/lazy`): its
+/// layers' servers and the runtime's fills yield to it (`strata_lazy::backend::Activity`).
+pub fn lazy_activity(lazy_dir: &Path) -> std::path::PathBuf {
+    lazy_dir.join("reading")
+}
+
 /// `strata-lazy`: overlay layers, eStargz and zstd:chunked ones served lazily from the registry
 /// (`strata_lazy::backend`).
 fn open_lazy(
@@ -77,7 +83,7 @@ fn open_lazy(
         rt,
         strata_lazy::backend::LazyConfig {
             // Shared by every layer's server: fills yield to on-demand reads of any layer.
-            activity: Some(dir.join("reading")),
+            activity: Some(lazy_activity(dir)),
             ..config.lazy.layer.clone()
         },
     );

@@ -263,10 +263,13 @@ fn runtime_fetcher(config: &Config) -> Option<Arc<dyn strata_runtime::BlobFetche
         return None;
     }
     match strata_registry::Registry::new(config.registry.clone()) {
-        Ok(registry) => Some(Arc::new(crate::runtime::RegistryFetcher::new(
-            registry,
-            tokio::runtime::Handle::current(),
-        ))),
+        Ok(registry) => {
+            let activity = crate::backends::lazy_activity(&config.root.join("snapshots/lazy"));
+            let fetcher =
+                crate::runtime::RegistryFetcher::new(registry, tokio::runtime::Handle::current())
+                    .with_activity(Arc::new(strata_lazy::backend::Activity::new(&activity)));
+            Some(Arc::new(fetcher))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "layers pulled through the runtime socket are fetched by the client: the registry client");
             None

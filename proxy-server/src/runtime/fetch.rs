@@ -1,20 +1,38 @@
 //! The runtime's [`BlobFetcher`] (the layers it keeps remote): Strata's registry client.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
+use strata_lazy::backend::Activity;
 use strata_registry::{ImageRef, Registry};
 use strata_runtime::BlobFetcher;
 use tokio::runtime::Handle;
+
+/// A whole-blob fetch waits for on-demand reads before each piece of this size.
+const PIECE: usize = 4 << 20;
 
 /// Fetches blobs with `registry` on the tokio runtime `rt`; called from blocking threads.
 pub struct RegistryFetcher {
     registry: Registry,
     rt: Handle,
+    activity: Option<Arc<Activity>>,
 }
 
 impl RegistryFetcher {
     pub fn new(registry: Registry, rt: Handle) -> Self {
-        RegistryFetcher { registry, rt }
+        RegistryFetcher {
+            registry,
+            rt,
+            activity: None,
+        }
+    }
+
+    /// Whole blobs (the runtime's background fills) are read in pieces, each after
+    /// [`Activity::yield_to_readers`]: lazy layers' on-demand reads from the registry go first,
+    /// as the lazy backend's own fills do.
+    pub fn with_activity(mut self, activity: Arc<Activity>) -> Self {
+        self.activity = Some(activity);
+        self
     }
 
     /// The references to try for `image`: itself, and when its host has no port (containerd's
@@ -56,6 +74,69 @@ impl BlobFetcher for RegistryFetcher {
     fn open(&self, image: &str, digest: &str) -> io::Result<Box<dyn Read + Send>> {
         let r = ImageRef::parse(image)
             .ok_or_else(|| io::Error::other(format!("invalid image reference {image:?}")))?;
-        Ok(Box::new(self.registry.open_blob(&self.rt, &r, digest)?))
+        let body = self.registry.open_blob(&self.rt, &r, digest)?;
+        Ok(match &self.activity {
+            Some(a) => Box::new(Yielding::new(body, a.clone())),
+            None => Box::new(body),
+        })
+    }
+}
+
+/// A reader that yields to on-demand reads before each [`PIECE`] (the first one included).
+struct Yielding<R> {
+    inner: R,
+    activity: Arc<Activity>,
+    left: usize,
+}
+
+impl<R> Yielding<R> {
+    fn new(inner: R, activity: Arc<Activity>) -> Self {
+        Yielding {
+            inner,
+            activity,
+            left: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Yielding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 && !buf.is_empty() {
+            let waited = self.activity.yield_to_readers();
+            if !waited.is_zero() {
+                tracing::trace!(?waited, "a fill yielded to on-demand reads");
+            }
+            self.left = PIECE;
+        }
+        let n = buf.len().min(self.left);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got;
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_yielding_reader_returns_every_byte_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let activity = Arc::new(Activity::new(&dir.path().join("reading")));
+        let data: Vec<u8> = (0..(PIECE * 2 + 1234)).map(|i| (i % 251) as u8).collect();
+        let mut r = Yielding::new(&data[..], activity);
+        let mut buf = vec![0u8; PIECE + 100];
+        let mut sizes = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sizes.push(n);
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, data);
+        assert_eq!(sizes, [PIECE, PIECE, 1234], "no read crosses a piece");
     }
 }
