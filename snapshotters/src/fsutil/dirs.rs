@@ -51,19 +51,36 @@ impl Dirs {
     /// after the rename fails the rename is undone, so `tmp` is still the caller's to delete
     /// and no `<id>` without a record is left behind.
     pub fn install(&self, tmp: &Path, id: u64) -> Result<PathBuf> {
+        let root = self.root.clone();
+        self.install_with(tmp, id, move |_| {
+            fs::File::open(&root)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(format!("fsync {}", root.display()), e))
+        })
+    }
+
+    /// [`Dirs::install`] with another way to make the rename durable: `sync(<id>)` runs after
+    /// it (e.g. one `syncfs` that makes a copied tree and its name durable together); when it
+    /// fails the rename is undone.
+    pub fn install_with(
+        &self,
+        tmp: &Path,
+        id: u64,
+        sync: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
         let dst = self.path(id);
         faults::check(Point::InstallRename)
             .and_then(|()| fs::rename(tmp, &dst))
             .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dst.display()), e))?;
         // The rename must be durable before the record that points at it is written.
         let synced = faults::check(Point::InstallSync)
-            .and_then(|()| fs::File::open(&self.root))
-            .and_then(|d| d.sync_all());
+            .map_err(|e| Error::io(format!("fsync {}", self.root.display()), e))
+            .and_then(|()| sync(&dst));
         if let Err(e) = synced {
             if let Err(back) = fs::rename(&dst, tmp) {
                 tracing::warn!(error = %back, path = %dst.display(), "left for cleanup");
             }
-            return Err(Error::io(format!("fsync {}", self.root.display()), e));
+            return Err(e);
         }
         Ok(dst)
     }

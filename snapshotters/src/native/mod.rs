@@ -5,8 +5,10 @@
 //! mounts the parent read-only. Mounts are `bind` with `["rbind", "rw"|"ro"]`.
 //!
 //! Prepare on a parent copies the parent's directory without ever following a symlink in it
-//! ([`copy_dir`]), then syncs the filesystem (one `syncfs`) before the record is written, so
-//! an active snapshot never comes back truncated after a power loss.
+//! ([`copy_dir`]), renames the copy to `<id>` and syncs the filesystem (one `syncfs`, which
+//! makes the copy and its name durable together) before the record is written, so an active
+//! snapshot never comes back truncated after a power loss. A crash before that sync leaves at
+//! most an `<id>` without a record, which Cleanup deletes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,13 +66,26 @@ impl Layout for NativeLayout {
 
     fn fill(&self, dirs: &Dirs, tmp: &Path, new: &NewSnapshot<'_>) -> Result<()> {
         match new.parent_ids.first() {
-            Some(p) => {
-                copy_dir(&dirs.path(*p), tmp)?;
-                // The copy must be durable before the record that makes it active is written.
-                (self.syncfs)(tmp).map_err(|e| Error::io(format!("syncfs {}", tmp.display()), e))
-            }
+            // Made durable by install, after the rename.
+            Some(p) => copy_dir(&dirs.path(*p), tmp),
             None => Ok(()),
         }
+    }
+
+    /// A copy (not empty) is renamed in, then synced with its name by one `syncfs`: the
+    /// directory fsync of the plain install would be a second sync. An empty directory gets
+    /// the plain install.
+    fn install(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
+        let copied = std::fs::read_dir(tmp)
+            .map(|mut d| d.next().is_some())
+            .map_err(|e| Error::io(format!("read {}", tmp.display()), e))?;
+        if !copied {
+            return dirs.install(tmp, id).map(drop);
+        }
+        dirs.install_with(tmp, id, |dst| {
+            (self.syncfs)(dst).map_err(|e| Error::io(format!("syncfs {}", dst.display()), e))
+        })
+        .map(drop)
     }
 
     /// `bind` of the snapshot's own directory, or of its parent's for a view with a parent.

@@ -118,12 +118,14 @@ fn open_with_sync(root: &Path, syncfs: fn(&Path) -> std::io::Result<()>) -> Nati
 }
 
 /// Regression: Prepare fsynced only the directory entry, so a power loss could leave an
-/// active snapshot with truncated files; the copy is now synced (one syncfs) first.
+/// active snapshot with truncated files; the copy is now synced with its name by one syncfs
+/// (and no directory fsync besides; an empty copy gets the plain install's fsync).
 #[tokio::test]
 async fn prepare_syncs_the_copy_once() {
     let d = tempfile::tempdir().unwrap();
     let sn = open_with_sync(d.path(), counting_sync);
     sn.prepare(V, "a", "", Labels::new()).await.unwrap();
+    fs::write(d.path().join("snapshots/native/snapshots/1/f"), b"data").unwrap();
     sn.commit(V, "p", "a", Labels::new()).await.unwrap();
     let before = SYNCS.load(std::sync::atomic::Ordering::SeqCst);
     sn.prepare(V, "c", "p", Labels::new()).await.unwrap();
@@ -136,6 +138,7 @@ async fn a_failed_sync_fails_prepare_and_leaves_no_record() {
     let d = tempfile::tempdir().unwrap();
     let sn = open_with_sync(d.path(), failing_sync);
     sn.prepare(V, "a", "", Labels::new()).await.unwrap();
+    fs::write(d.path().join("snapshots/native/snapshots/1/f"), b"data").unwrap();
     sn.commit(V, "p", "a", Labels::new()).await.unwrap();
     let err = sn.prepare(V, "c", "p", Labels::new()).await.unwrap_err();
     match &err {
