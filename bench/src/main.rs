@@ -30,6 +30,9 @@ pub struct Args {
     /// Number of random 64 KiB reads.
     #[arg(long, default_value_t = 2_000)]
     random_reads: usize,
+    /// Number of 32 KiB Read calls (the size containerd's proxy reader asks for).
+    #[arg(long, default_value_t = 5_000)]
+    small_reads: usize,
     /// Snapshot cycles per round.
     #[arg(long, default_value_t = 500)]
     cycles: usize,
@@ -169,6 +172,7 @@ impl Args {
             self.blob_mib = 8;
             self.small_blobs = 50;
             self.random_reads = 50;
+            self.small_reads = 50;
             self.cycles = 20;
             self.chain_layers = 8;
             self.walk_snapshots = 150;
@@ -234,6 +238,7 @@ async fn pair(
     for (name, attach) in [("strata", strata), ("containerd", ctd)] {
         roots.push(attach.is_none().then(|| dir.join(name)));
         let rt = if let Some(s) = attach {
+            pids.push(None);
             if name == "containerd" {
                 Ok((s.clone(), None))
             } else {
@@ -246,7 +251,6 @@ async fn pair(
                     })
             }
         } else {
-            pids.push(None);
             let root = dir.join(name);
             std::fs::create_dir_all(&root)?;
             let server = match name {
@@ -334,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
     let mut notes = Vec::new();
     let targets = &main_pair.targets;
     if args.wants("content") {
-        suites::content::run(&args, targets, &mut results).await?;
+        suites::content::run(&args, targets, &main_pair.pids, &mut results).await?;
     }
     if args.wants("mixed") {
         suites::mixed::run(&args, targets, &main_pair.sockets, &mut results).await?;

@@ -210,6 +210,41 @@ pub async fn random_reads_round(
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Reads/s of `count` 32 KiB Read calls one after another at random offsets inside a blob of
+/// `size` bytes, and the CPU time of process `pid` per call in microseconds (NaN without one).
+pub async fn small_reads_round(
+    t: &Target,
+    digest: &str,
+    size: usize,
+    count: usize,
+    pid: Option<u32>,
+) -> anyhow::Result<(f64, f64)> {
+    const LEN: usize = 32 << 10;
+    let offsets: Vec<i64> = {
+        let mut rng = rand::thread_rng();
+        (0..count)
+            .map(|_| rng.gen_range(0..(size - LEN)) as i64)
+            .collect()
+    };
+    let pids: Vec<u32> = pid.into_iter().collect();
+    let before = crate::workloads::unpack::Work::of(&pids);
+    let start = Instant::now();
+    for off in offsets {
+        let n = read(t, digest, off, LEN as i64).await?;
+        if n as usize != LEN {
+            bail!("{}: short range read {n}", t.name);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = crate::workloads::unpack::Work::of(&pids).cpu_s - before.cpu_s;
+    let cpu_us = if pids.is_empty() {
+        f64::NAN
+    } else {
+        cpu / count as f64 * 1e6
+    };
+    Ok((count as f64 / secs, cpu_us))
+}
+
 /// Single-core sha256 speed in MiB/s over `len` bytes: the ceiling for a verified ingest.
 pub fn sha256_speed(len: usize) -> f64 {
     let data = random_bytes(len, 7);

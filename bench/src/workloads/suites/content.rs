@@ -5,7 +5,7 @@ use futures::FutureExt;
 
 use crate::Args;
 use crate::client::Target;
-use crate::stats::{Measurement, interleave};
+use crate::stats::{Measurement, interleave, interleave_multi};
 use crate::workloads::content;
 
 const GROUP: &str = "content";
@@ -14,6 +14,7 @@ const GROUP: &str = "content";
 pub async fn run(
     args: &Args,
     targets: &[Target],
+    pids: &[Option<u32>],
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
     let size = args.blob_mib << 20;
@@ -60,6 +61,7 @@ pub async fn run(
         "reads/s",
         samples,
     ));
+    small_reads(args, targets, pids, &digest, size, out).await?;
     for t in targets {
         content::delete(t, &digest).await?;
     }
@@ -72,6 +74,60 @@ pub async fn run(
         "blobs/s",
         samples,
     ));
+    Ok(())
+}
+
+/// 32 KiB Read calls one after another (what containerd's proxy content reader sends during an
+/// unpack, one per ReadAt): reads/s, and the daemon's CPU time per call when the bench started it.
+async fn small_reads(
+    args: &Args,
+    targets: &[Target],
+    pids: &[Option<u32>],
+    digest: &str,
+    size: usize,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let pid_of = |t: &Target| {
+        let i = targets.iter().position(|x| x.name == t.name)?;
+        pids.get(i).copied().flatten()
+    };
+    let mut series = interleave_multi(targets, args.warmup, args.rounds, |t, _| {
+        let pid = pid_of(t);
+        async move {
+            let (rate, cpu_us) =
+                content::small_reads_round(t, digest, size, args.small_reads, pid).await?;
+            Ok(vec![rate, cpu_us])
+        }
+        .boxed()
+    })
+    .await?
+    .into_iter();
+    let (Some(rates), Some(cpu)) = (series.next(), series.next()) else {
+        anyhow::bail!("small reads: no samples");
+    };
+    out.push(rate(
+        format!("{} x 32 KiB Read calls in {} MiB", args.small_reads, args.blob_mib),
+        "reads/s",
+        rates,
+    ));
+    if pids.len() < targets.len() || pids.iter().any(Option::is_none) {
+        println!("note: daemon CPU per Read not measured: a server was attached, not started");
+        return Ok(());
+    }
+    let mut m = Measurement::new(
+        GROUP,
+        "daemon CPU per 32 KiB Read call".to_string(),
+        "-",
+        "us",
+        false,
+        cpu,
+    );
+    m.notes.push(
+        "utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the calls \
+         above, divided by their number; containerd's includes its metadata layer"
+            .to_string(),
+    );
+    out.push(m);
     Ok(())
 }
 
