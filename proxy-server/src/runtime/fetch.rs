@@ -29,7 +29,8 @@ impl RegistryFetcher {
 
     /// Whole blobs (the runtime's background fills) are read in pieces, each after
     /// [`Activity::yield_to_readers`]: lazy layers' on-demand reads from the registry go first,
-    /// as the lazy backend's own fills do.
+    /// as the lazy backend's own fills do; [`BlobFetcher::locate`] (a pull claiming a layer)
+    /// marks `activity` as such a read.
     pub fn with_activity(mut self, activity: Arc<Activity>) -> Self {
         self.activity = Some(activity);
         self
@@ -61,6 +62,11 @@ impl RegistryFetcher {
 
 impl BlobFetcher for RegistryFetcher {
     fn locate(&self, image: &str, digest: &str) -> io::Result<(String, u64)> {
+        // A pull is asking (the runtime claims a layer while the client fetches): fills wait
+        // for it as for an on-demand read, so they start once the pull's own requests stop.
+        if let Some(a) = &self.activity {
+            a.reading();
+        }
         let mut last = None;
         for (name, r) in self.candidates(image)? {
             match self.rt.block_on(self.registry.blob_size(&r, digest)) {
