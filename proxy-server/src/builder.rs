@@ -135,6 +135,23 @@ impl Server {
         // on a task's shim (exit watchers, Waits) are not tokio's: they do not hold the exit,
         // and the shims live on to be found again.
         tokio.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        // Background fills (plain threads) end now that the registry client is gone; ending,
+        // they still write to RocksDB, which must not run beside its static destructors at exit.
+        let left = strata_runtime::wait_fill_threads(SHUTDOWN_TIMEOUT);
+        if left > 0 {
+            tracing::warn!(
+                threads = left,
+                "background fills did not end: exiting without running static destructors"
+            );
+            let status = if code == std::process::ExitCode::SUCCESS {
+                0
+            } else {
+                1
+            };
+            // SAFETY: _exit(2) ends the process at once; everything durable was flushed above
+            // and an unfinished fill resumes at the next start, as after a crash.
+            unsafe { libc::_exit(status) };
+        }
         code
     }
 }

@@ -62,6 +62,50 @@ pub trait BlobFetcher: Send + Sync {
     fn locate(&self, image: &str, digest: &str) -> io::Result<(String, u64)>;
     /// The whole blob, read by a blocking thread.
     fn open(&self, image: &str, digest: &str) -> io::Result<Box<dyn Read + Send>>;
+    /// The daemon is stopping: fetches in progress may end early with an error (the default
+    /// does nothing; they end when the registry client's runtime goes away).
+    fn cancel(&self) {}
+}
+
+/// Fill threads alive in this process, and a signal when one ends.
+static FILL_THREADS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts one fill thread from its start to its end (a panic included).
+struct FillThread;
+
+impl FillThread {
+    fn start() -> Self {
+        *lock(&FILL_THREADS.0) += 1;
+        FillThread
+    }
+}
+
+impl Drop for FillThread {
+    fn drop(&mut self) {
+        *lock(&FILL_THREADS.0) -= 1;
+        FILL_THREADS.1.notify_all();
+    }
+}
+
+/// Waits at most `timeout` for every background fill thread of this process to end; how many
+/// are still running. The daemon calls it after stopping the fills and its tokio runtime,
+/// before it exits: a fill ending then still writes to RocksDB, which must not happen while
+/// the process runs its static destructors ("pthread lock: Invalid argument", SIGABRT).
+pub fn wait_fill_threads(timeout: Duration) -> usize {
+    let until = std::time::Instant::now() + timeout;
+    let mut n = lock(&FILL_THREADS.0);
+    while *n > 0 {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        n = FILL_THREADS
+            .1
+            .wait_timeout(n, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    *n
 }
 
 /// A namespace's blob whose bytes are still in the registry.
@@ -327,7 +371,9 @@ impl Runtime {
             fills.insert(d.clone(), FillState::default());
         }
         let rt = self.clone();
+        let alive = FillThread::start();
         std::thread::spawn(move || {
+            let _alive = alive;
             rt.fill(&d);
             lock(&rt.remote().fills).remove(&d);
             rt.remote().changed.notify_all();
@@ -341,6 +387,9 @@ impl Runtime {
         remote
             .stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(f) = &remote.fetcher {
+            f.cancel();
+        }
         let _g = lock(&remote.fills);
         remote.changed.notify_all();
     }

@@ -72,12 +72,19 @@ impl Activity {
     /// Waits while an on-demand read was marked less than [`QUIET`] ago, at most
     /// [`MAX_YIELD`]; how long it waited.
     pub fn yield_to_readers(&self) -> Duration {
-        self.yield_for(QUIET, MAX_YIELD)
+        self.yield_for(QUIET, MAX_YIELD, || true)
     }
 
-    fn yield_for(&self, quiet: Duration, max: Duration) -> Duration {
+    /// [`Activity::yield_to_readers`], ending early once `go_on` says false (checked every
+    /// 50 ms: a fill whose daemon is stopping).
+    pub fn yield_to_readers_while(&self, go_on: impl Fn() -> bool) -> Duration {
+        self.yield_for(QUIET, MAX_YIELD, go_on)
+    }
+
+    fn yield_for(&self, quiet: Duration, max: Duration, go_on: impl Fn() -> bool) -> Duration {
         let start = Instant::now();
-        while start.elapsed() < max && self.since_last_read().is_some_and(|d| d < quiet) {
+        while start.elapsed() < max && go_on() && self.since_last_read().is_some_and(|d| d < quiet)
+        {
             std::thread::sleep(POLL);
         }
         start.elapsed()
@@ -93,11 +100,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Activity::new(&dir.path().join("reading"));
         assert!(
-            a.yield_for(QUIET, MAX_YIELD) < POLL,
+            a.yield_for(QUIET, MAX_YIELD, || true) < POLL,
             "no read ever: no wait"
         );
         a.reading();
-        let waited = a.yield_for(Duration::from_millis(200), MAX_YIELD);
+        let waited = a.yield_for(Duration::from_millis(200), MAX_YIELD, || true);
         assert!(
             waited >= Duration::from_millis(100),
             "a recent read holds the fill back: waited {waited:?}"
@@ -105,10 +112,18 @@ mod tests {
         // Another process's mark counts the same (the file is shared).
         let other = Activity::new(&dir.path().join("reading"));
         other.reading();
-        let bounded = a.yield_for(Duration::from_secs(3600), Duration::from_millis(150));
+        let bounded = a.yield_for(
+            Duration::from_secs(3600),
+            Duration::from_millis(150),
+            || true,
+        );
         assert!(
             bounded >= Duration::from_millis(150) && bounded < Duration::from_secs(2),
             "the wait is bounded: {bounded:?}"
         );
+        // A stopping fill does not wait at all.
+        other.reading();
+        let stopped = a.yield_for(Duration::from_secs(3600), MAX_YIELD, || false);
+        assert!(stopped < POLL, "waited {stopped:?} though told to stop");
     }
 }

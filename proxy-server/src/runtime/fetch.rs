@@ -2,6 +2,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use strata_lazy::backend::Activity;
 use strata_registry::{ImageRef, Registry};
@@ -16,6 +17,8 @@ pub struct RegistryFetcher {
     registry: Registry,
     rt: Handle,
     activity: Option<Arc<Activity>>,
+    /// Set by [`BlobFetcher::cancel`]: whole-blob reads stop before their next piece.
+    cancelled: Arc<AtomicBool>,
 }
 
 impl RegistryFetcher {
@@ -24,6 +27,7 @@ impl RegistryFetcher {
             registry,
             rt,
             activity: None,
+            cancelled: Arc::default(),
         }
     }
 
@@ -82,24 +86,31 @@ impl BlobFetcher for RegistryFetcher {
             .ok_or_else(|| io::Error::other(format!("invalid image reference {image:?}")))?;
         let body = self.registry.open_blob(&self.rt, &r, digest)?;
         Ok(match &self.activity {
-            Some(a) => Box::new(Yielding::new(body, a.clone())),
+            Some(a) => Box::new(Yielding::new(body, a.clone(), self.cancelled.clone())),
             None => Box::new(body),
         })
     }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
 }
 
-/// A reader that yields to on-demand reads before each [`PIECE`] (the first one included).
+/// A reader that yields to on-demand reads before each [`PIECE`] (the first one included), and
+/// fails there once `cancelled` is set.
 struct Yielding<R> {
     inner: R,
     activity: Arc<Activity>,
+    cancelled: Arc<AtomicBool>,
     left: usize,
 }
 
 impl<R> Yielding<R> {
-    fn new(inner: R, activity: Arc<Activity>) -> Self {
+    fn new(inner: R, activity: Arc<Activity>, cancelled: Arc<AtomicBool>) -> Self {
         Yielding {
             inner,
             activity,
+            cancelled,
             left: 0,
         }
     }
@@ -108,7 +119,11 @@ impl<R> Yielding<R> {
 impl<R: Read> Read for Yielding<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 && !buf.is_empty() {
-            let waited = self.activity.yield_to_readers();
+            let cancelled = || self.cancelled.load(Ordering::SeqCst);
+            let waited = self.activity.yield_to_readers_while(|| !cancelled());
+            if cancelled() {
+                return Err(io::Error::other("fetch cancelled: the daemon is stopping"));
+            }
             if !waited.is_zero() {
                 tracing::trace!(?waited, "a fill yielded to on-demand reads");
             }
@@ -130,7 +145,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let activity = Arc::new(Activity::new(&dir.path().join("reading")));
         let data: Vec<u8> = (0..(PIECE * 2 + 1234)).map(|i| (i % 251) as u8).collect();
-        let mut r = Yielding::new(&data[..], activity);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut r = Yielding::new(&data[..], activity, cancelled.clone());
         let mut buf = vec![0u8; PIECE + 100];
         let mut sizes = Vec::new();
         let mut out = Vec::new();
@@ -144,5 +160,11 @@ mod tests {
         }
         assert_eq!(out, data);
         assert_eq!(sizes, [PIECE, PIECE, 1234], "no read crosses a piece");
+
+        let mut again = Yielding::new(&data[..], r.activity.clone(), cancelled.clone());
+        assert_eq!(again.read(&mut buf).unwrap(), PIECE);
+        cancelled.store(true, Ordering::SeqCst);
+        let err = again.read(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 }
