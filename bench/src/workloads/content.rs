@@ -186,6 +186,31 @@ pub async fn small_blobs_round(
     Ok(count as f64 / secs)
 }
 
+/// Seconds taken by `count` reads of `len` bytes at random offsets inside a blob of `size`
+/// bytes, one Read call each, one after another.
+async fn timed_range_reads(
+    t: &Target,
+    digest: &str,
+    size: usize,
+    count: usize,
+    len: usize,
+) -> anyhow::Result<f64> {
+    let offsets: Vec<i64> = {
+        let mut rng = rand::thread_rng();
+        (0..count)
+            .map(|_| rng.gen_range(0..(size - len)) as i64)
+            .collect()
+    };
+    let start = Instant::now();
+    for off in offsets {
+        let n = read(t, digest, off, len as i64).await?;
+        if n as usize != len {
+            bail!("{}: short range read {n}", t.name);
+        }
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 /// Reads/s of `count` random 64 KiB reads inside a blob of `size` bytes.
 pub async fn random_reads_round(
     t: &Target,
@@ -193,21 +218,8 @@ pub async fn random_reads_round(
     size: usize,
     count: usize,
 ) -> anyhow::Result<f64> {
-    const LEN: usize = 64 << 10;
-    let offsets: Vec<i64> = {
-        let mut rng = rand::thread_rng();
-        (0..count)
-            .map(|_| rng.gen_range(0..(size - LEN)) as i64)
-            .collect()
-    };
-    let start = Instant::now();
-    for off in offsets {
-        let n = read(t, digest, off, LEN as i64).await?;
-        if n as usize != LEN {
-            bail!("{}: short range read {n}", t.name);
-        }
-    }
-    Ok(count as f64 / start.elapsed().as_secs_f64())
+    let secs = timed_range_reads(t, digest, size, count, 64 << 10).await?;
+    Ok(count as f64 / secs)
 }
 
 /// Reads/s of `count` 32 KiB Read calls one after another at random offsets inside a blob of
@@ -219,23 +231,9 @@ pub async fn small_reads_round(
     count: usize,
     pid: Option<u32>,
 ) -> anyhow::Result<(f64, f64)> {
-    const LEN: usize = 32 << 10;
-    let offsets: Vec<i64> = {
-        let mut rng = rand::thread_rng();
-        (0..count)
-            .map(|_| rng.gen_range(0..(size - LEN)) as i64)
-            .collect()
-    };
     let pids: Vec<u32> = pid.into_iter().collect();
     let before = crate::workloads::unpack::Work::of(&pids);
-    let start = Instant::now();
-    for off in offsets {
-        let n = read(t, digest, off, LEN as i64).await?;
-        if n as usize != LEN {
-            bail!("{}: short range read {n}", t.name);
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = timed_range_reads(t, digest, size, count, 32 << 10).await?;
     let cpu = crate::workloads::unpack::Work::of(&pids).cpu_s - before.cpu_s;
     let cpu_us = if pids.is_empty() {
         f64::NAN

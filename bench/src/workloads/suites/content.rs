@@ -106,7 +106,10 @@ async fn small_reads(
         anyhow::bail!("small reads: no samples");
     };
     out.push(rate(
-        format!("{} x 32 KiB Read calls in {} MiB", args.small_reads, args.blob_mib),
+        format!(
+            "{} x 32 KiB Read calls in {} MiB",
+            args.small_reads, args.blob_mib
+        ),
         "reads/s",
         rates,
     ));
