@@ -1,12 +1,12 @@
 //! The snapshot backends this daemon serves, by the proxy plugin names containerd uses.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::os::unix::fs::OpenOptionsExt as _;
 
-use strata_lazy::backend::{Lazy, LazyLayout, Server};
+use strata_lazy::backend::{Activity, Lazy, LazyLayout, Server};
 use strata_snapshotters::Metadata;
 use strata_snapshotters::Snapshotter;
 use strata_snapshotters::btrfs::Btrfs;
@@ -60,9 +60,19 @@ fn disable(off: &mut Disabled, name: &str, reason: String) {
     off.insert(name.to_string(), reason);
 }
 
-/// The on-demand read mark of the lazy backend at `lazy_dir` (`<root>/snapshots/lazy`): its
+/// Where the backends live under the daemon's `root`: `<root>/snapshots`, one directory each.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join("snapshots")
+}
+
+/// The on-demand read mark of the daemon at `root`, in the lazy backend's directory: its
 /// layers' servers and the runtime's fills yield to it (`strata_lazy::backend::Activity`).
-pub fn lazy_activity(lazy_dir: &Path) -> std::path::PathBuf {
+pub fn lazy_activity(root: &Path) -> Activity {
+    Activity::new(&activity_mark(&dir(root).join("lazy")))
+}
+
+/// The file [`lazy_activity`] marks, given the lazy backend's directory.
+fn activity_mark(lazy_dir: &Path) -> PathBuf {
     lazy_dir.join("reading")
 }
 
@@ -83,7 +93,7 @@ fn open_lazy(
         rt,
         strata_lazy::backend::LazyConfig {
             // Shared by every layer's server: fills yield to on-demand reads of any layer.
-            activity: Some(lazy_activity(dir)),
+            activity: Some(activity_mark(dir)),
             ..config.lazy.layer.clone()
         },
     );

@@ -58,7 +58,7 @@ pub(crate) async fn open_stores(
     let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
     clear_scratch(&root.join("tmp"));
-    let dir = root.join("snapshots");
+    let dir = crate::backends::dir(root);
     let (mut backends, mut disabled) = crate::backends::open(db.clone(), &dir, config).await;
     open_registered(registered, &db, &dir, &mut backends, &mut disabled)?;
     // Directories no record references: left by a crash between a removal's record and its
@@ -264,10 +264,10 @@ fn runtime_fetcher(config: &Config) -> Option<Arc<dyn strata_runtime::BlobFetche
     }
     match strata_registry::Registry::new(config.registry.clone()) {
         Ok(registry) => {
-            let activity = crate::backends::lazy_activity(&config.root.join("snapshots/lazy"));
+            let activity = crate::backends::lazy_activity(&config.root);
             let fetcher =
                 crate::runtime::RegistryFetcher::new(registry, tokio::runtime::Handle::current())
-                    .with_activity(Arc::new(strata_lazy::backend::Activity::new(&activity)));
+                    .with_activity(Arc::new(activity));
             Some(Arc::new(fetcher))
         }
         Err(e) => {

@@ -92,19 +92,11 @@ impl Drop for FillThread {
 /// before it exits: a fill ending then still writes to RocksDB, which must not happen while
 /// the process runs its static destructors ("pthread lock: Invalid argument", SIGABRT).
 pub fn wait_fill_threads(timeout: Duration) -> usize {
-    let until = std::time::Instant::now() + timeout;
-    let mut n = lock(&FILL_THREADS.0);
-    while *n > 0 {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        n = FILL_THREADS
-            .1
-            .wait_timeout(n, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-    }
+    let n = lock(&FILL_THREADS.0);
+    let (n, _) = FILL_THREADS
+        .1
+        .wait_timeout_while(n, timeout, |n| *n > 0)
+        .unwrap_or_else(|p| p.into_inner());
     *n
 }
 
@@ -438,24 +430,16 @@ impl Runtime {
             }
             // The whole wait, unless fills stop or no namespace wants the blob any more (other
             // fills' changes wake it too: it waits again for the rest).
-            let until = std::time::Instant::now() + wait;
-            let mut fills = lock(&self.remote().fills);
-            loop {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero()
-                    || self.fills_stopped()
-                    || self.remote().holders(d).is_ok_and(|h| h.is_empty())
-                {
-                    break;
-                }
-                fills = self
-                    .remote()
+            let fills = lock(&self.remote().fills);
+            let waiting = |_: &mut _| {
+                !self.fills_stopped() && !self.remote().holders(d).is_ok_and(|h| h.is_empty())
+            };
+            drop(
+                self.remote()
                     .changed
-                    .wait_timeout(fills, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            drop(fills);
+                    .wait_timeout_while(fills, wait, waiting)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
             wait = (wait * 2).min(FILL_WAITS.1);
         }
     }

@@ -6,9 +6,14 @@
 //! piece, so a reader that never stops cannot stall a fill for good). The layers' servers are
 //! separate processes, hence a file rather than memory.
 
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A background fill yields to on-demand reads before each piece of this size.
+pub const FILL_PIECE: usize = 4 << 20;
 
 /// How long after the last on-demand read a fill goes on.
 pub const QUIET: Duration = Duration::from_millis(300);
@@ -91,6 +96,47 @@ impl Activity {
     }
 }
 
+/// A whole-blob reader for a background fill: yields to on-demand reads before each
+/// [`FILL_PIECE`] (the first one included), and fails there once `cancelled` is set (the daemon
+/// is stopping). No read crosses a piece.
+pub struct Yielding<R> {
+    inner: R,
+    activity: Arc<Activity>,
+    cancelled: Arc<AtomicBool>,
+    left: usize,
+}
+
+impl<R> Yielding<R> {
+    pub fn new(inner: R, activity: Arc<Activity>, cancelled: Arc<AtomicBool>) -> Self {
+        Yielding {
+            inner,
+            activity,
+            cancelled,
+            left: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Yielding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 && !buf.is_empty() {
+            let cancelled = || self.cancelled.load(Ordering::SeqCst);
+            let waited = self.activity.yield_to_readers_while(|| !cancelled());
+            if cancelled() {
+                return Err(io::Error::other("fetch cancelled: the daemon is stopping"));
+            }
+            if !waited.is_zero() {
+                tracing::trace!(?waited, "a fill yielded to on-demand reads");
+            }
+            self.left = FILL_PIECE;
+        }
+        let n = buf.len().min(self.left);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got;
+        Ok(got)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +171,39 @@ mod tests {
         other.reading();
         let stopped = a.yield_for(Duration::from_secs(3600), MAX_YIELD, || false);
         assert!(stopped < POLL, "waited {stopped:?} though told to stop");
+    }
+
+    #[test]
+    fn a_yielding_reader_returns_every_byte_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let activity = Arc::new(Activity::new(&dir.path().join("reading")));
+        let data: Vec<u8> = (0..(FILL_PIECE * 2 + 1234))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut r = Yielding::new(&data[..], activity, cancelled.clone());
+        let mut buf = vec![0u8; FILL_PIECE + 100];
+        let mut sizes = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sizes.push(n);
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, data);
+        assert_eq!(
+            sizes,
+            [FILL_PIECE, FILL_PIECE, 1234],
+            "no read crosses a piece"
+        );
+
+        let mut again = Yielding::new(&data[..], r.activity.clone(), cancelled.clone());
+        assert_eq!(again.read(&mut buf).unwrap(), FILL_PIECE);
+        cancelled.store(true, Ordering::SeqCst);
+        let err = again.read(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ mod remote;
 pub mod serve;
 mod source;
 
-pub use activity::Activity;
+pub use activity::{Activity, FILL_PIECE, Yielding};
 pub use labels::{LayerRef, SNAPSHOT_REF, STORE_BLOB};
 pub use layout::{LazyConfig, LazyLayout, Opener};
 pub use remote::registry_opener;

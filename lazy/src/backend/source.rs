@@ -182,7 +182,7 @@ impl BlobSource {
                 (file, Sha256::new(), 0)
             }
         };
-        let mut buf = vec![0u8; 4 << 20];
+        let mut buf = vec![0u8; super::FILL_PIECE];
         while at < self.size {
             if let Some(a) = &self.activity {
                 a.yield_to_readers();

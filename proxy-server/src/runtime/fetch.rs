@@ -4,13 +4,10 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use strata_lazy::backend::Activity;
+use strata_lazy::backend::{Activity, Yielding};
 use strata_registry::{ImageRef, Registry};
 use strata_runtime::BlobFetcher;
 use tokio::runtime::Handle;
-
-/// A whole-blob fetch waits for on-demand reads before each piece of this size.
-const PIECE: usize = 4 << 20;
 
 /// Fetches blobs with `registry` on the tokio runtime `rt`; called from blocking threads.
 pub struct RegistryFetcher {
@@ -93,78 +90,5 @@ impl BlobFetcher for RegistryFetcher {
 
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-    }
-}
-
-/// A reader that yields to on-demand reads before each [`PIECE`] (the first one included), and
-/// fails there once `cancelled` is set.
-struct Yielding<R> {
-    inner: R,
-    activity: Arc<Activity>,
-    cancelled: Arc<AtomicBool>,
-    left: usize,
-}
-
-impl<R> Yielding<R> {
-    fn new(inner: R, activity: Arc<Activity>, cancelled: Arc<AtomicBool>) -> Self {
-        Yielding {
-            inner,
-            activity,
-            cancelled,
-            left: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for Yielding<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 && !buf.is_empty() {
-            let cancelled = || self.cancelled.load(Ordering::SeqCst);
-            let waited = self.activity.yield_to_readers_while(|| !cancelled());
-            if cancelled() {
-                return Err(io::Error::other("fetch cancelled: the daemon is stopping"));
-            }
-            if !waited.is_zero() {
-                tracing::trace!(?waited, "a fill yielded to on-demand reads");
-            }
-            self.left = PIECE;
-        }
-        let n = buf.len().min(self.left);
-        let got = self.inner.read(&mut buf[..n])?;
-        self.left -= got;
-        Ok(got)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_yielding_reader_returns_every_byte_in_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let activity = Arc::new(Activity::new(&dir.path().join("reading")));
-        let data: Vec<u8> = (0..(PIECE * 2 + 1234)).map(|i| (i % 251) as u8).collect();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let mut r = Yielding::new(&data[..], activity, cancelled.clone());
-        let mut buf = vec![0u8; PIECE + 100];
-        let mut sizes = Vec::new();
-        let mut out = Vec::new();
-        loop {
-            let n = r.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            sizes.push(n);
-            out.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(out, data);
-        assert_eq!(sizes, [PIECE, PIECE, 1234], "no read crosses a piece");
-
-        let mut again = Yielding::new(&data[..], r.activity.clone(), cancelled.clone());
-        assert_eq!(again.read(&mut buf).unwrap(), PIECE);
-        cancelled.store(true, Ordering::SeqCst);
-        let err = again.read(&mut buf).unwrap_err();
-        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 }

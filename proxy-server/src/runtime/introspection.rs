@@ -68,7 +68,7 @@ fn plugins(root: &Path, backends: &[String], disabled: &[(String, String)]) -> V
         p.platforms = vec![host.clone()];
         p.exports.insert(
             "root".into(),
-            root.join("snapshots")
+            crate::backends::dir(root)
                 .join(b.trim_start_matches("strata-"))
                 .display()
                 .to_string(),
