@@ -38,6 +38,11 @@ pub struct Options {
     /// Lower layers under an overlay upper directory, topmost first: hard links to their files
     /// copy the file up first, and missing parents take their attributes.
     pub lower: Vec<PathBuf>,
+    /// The tree has lower layers that are not given (an upper directory applied apart from
+    /// them, e.g. in parallel with them): any step that would read them — a missing parent
+    /// directory, a hard link to a file this layer did not write — fails with
+    /// [`Error::Unsupported`], so the caller can apply the layer the usual way instead.
+    pub lower_unknown: bool,
     /// Whether character and block devices may be created.
     pub allow_devices: bool,
     /// Largest uncompressed stream (a decompression bomb fails here).
@@ -51,6 +56,7 @@ impl Default for Options {
         Options {
             whiteouts: Whiteouts::Delete,
             lower: Vec::new(),
+            lower_unknown: false,
             allow_devices: true,
             max_bytes: 1 << 40,
             max_entries: 10_000_000,
@@ -66,6 +72,8 @@ pub struct Applied {
     /// The decompressed tar (its digest is the layer's diff ID).
     pub uncompressed: Stream,
     pub entries: u64,
+    /// Whether the layer had a `./` entry (the tree's root took its attributes).
+    pub root_entry: bool,
 }
 
 /// Applies the layer in `src` (tar, gzip or zstd; detected) to the tree at `root`. Reading and
@@ -86,6 +94,7 @@ pub fn apply<R: Read + Send>(src: R, root: &Path, opts: &Options) -> Result<Appl
         compressed: compressed.finish(),
         uncompressed,
         entries,
+        root_entry: applier.root_entry,
     })
 }
 
@@ -97,15 +106,18 @@ pub(crate) struct Applier<'o> {
     dir_times: Vec<(PathBuf, Time, Time)>,
     /// Everything this layer created (an opaque directory keeps these).
     pub created: HashSet<PathBuf>,
+    /// A `./` entry was applied.
+    root_entry: bool,
 }
 
 impl<'o> Applier<'o> {
     fn new(root: &Path, opts: &'o Options) -> Result<Self> {
         Ok(Applier {
-            tree: Tree::open(root, &opts.lower)?,
+            tree: Tree::open(root, &opts.lower, opts.lower_unknown)?,
             opts,
             dir_times: Vec::new(),
             created: HashSet::new(),
+            root_entry: false,
         })
     }
 
@@ -172,6 +184,7 @@ impl<'o> Applier<'o> {
 
     /// The `./` entry: the tree's root takes its attributes.
     fn root_dir(&mut self, meta: &Meta) -> Result<()> {
+        self.root_entry = true;
         let root = sys::open_dir(self.tree.root(), Path::new("."))
             .map_err(|e| Error::io("opening the root", e))?;
         entries::attributes(

@@ -16,6 +16,8 @@ use crate::{Error, Result};
 pub(crate) struct Tree {
     root: OwnedFd,
     lower: Vec<OwnedFd>,
+    /// Lower layers exist but were not given (`Options::lower_unknown`).
+    lower_unknown: bool,
     path: PathBuf,
 }
 
@@ -43,13 +45,14 @@ fn in_the_way(dir: BorrowedFd<'_>, name: &OsStr, rel: &Path, e: io::Error) -> Er
 }
 
 impl Tree {
-    pub fn open(root: &Path, lower: &[PathBuf]) -> Result<Tree> {
+    pub fn open(root: &Path, lower: &[PathBuf], lower_unknown: bool) -> Result<Tree> {
         let open = |p: &Path| {
             sys::open_root(p).map_err(|e| Error::io(format!("opening {}", p.display()), e))
         };
         Ok(Tree {
             root: open(root)?,
             lower: lower.iter().map(|p| open(p)).collect::<Result<_>>()?,
+            lower_unknown,
             path: root.to_path_buf(),
         })
     }
@@ -59,7 +62,7 @@ impl Tree {
     }
 
     pub fn has_lower(&self) -> bool {
-        !self.lower.is_empty()
+        !self.lower.is_empty() || self.lower_unknown
     }
 
     /// The existing directory `rel`, or `None` when it is missing.
@@ -146,6 +149,12 @@ impl Tree {
     /// `rel` in the topmost lower layer that has it: the descriptor of its parent there and its
     /// stat. A lower path through a symlink does not count (overlay would not merge it).
     pub fn lower_entry(&self, rel: &Path) -> Result<Option<(OwnedFd, libc::stat)>> {
+        if self.lower_unknown {
+            return Err(Error::Unsupported(format!(
+                "{} needs the lower layers, which are not given",
+                rel.display()
+            )));
+        }
         let (parent, base) = split(rel);
         for lower in &self.lower {
             let dir = match sys::open_dir(lower.as_fd(), &parent) {

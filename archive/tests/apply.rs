@@ -284,3 +284,57 @@ fn overlay_refuses_to_write_through_a_lower_symlink() {
         "the lower symlink is not shadowed by a directory"
     );
 }
+
+/// An upper layer applied apart from its lower layers (`lower_unknown`): what it carries whole
+/// applies; a missing parent directory or a hard link to a file it did not write fails with
+/// Unsupported (the caller applies it with its lowers instead); `root_entry` tells whether the
+/// layer set the root's attributes.
+#[test]
+fn an_upper_layer_applied_apart_from_its_lowers_fails_where_it_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        lower_unknown: true,
+        ..overlay()
+    };
+    let whole = Layer::default()
+        .dir("etc/", 0o755)
+        .file("etc/.wh.gone", 0o644, b"")
+        .file("etc/motd", 0o644, b"hi")
+        .hardlink("etc/motd2", "etc/motd")
+        .tar();
+    let root = dir.path().join("whole");
+    std::fs::create_dir(&root).unwrap();
+    let got = apply(&whole[..], &root, &opts).unwrap();
+    assert!(!got.root_entry);
+    assert_eq!(std::fs::read(root.join("etc/motd2")).unwrap(), b"hi");
+    let with_root = Layer::default()
+        .dir("./", 0o700)
+        .file("a", 0o644, b"a")
+        .tar();
+    let root = dir.path().join("with-root");
+    std::fs::create_dir(&root).unwrap();
+    assert!(apply(&with_root[..], &root, &opts).unwrap().root_entry);
+    assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o7777, 0o700);
+
+    let needs_parent = Layer::default().file("etc/deep/x", 0o644, b"x").tar();
+    let needs_target = Layer::default()
+        .dir("etc/", 0o755)
+        .hardlink("etc/alias", "etc/motd")
+        .tar();
+    let whiteout_below = Layer::default().file("usr/.wh.gone", 0o644, b"").tar();
+    for (name, layer) in [
+        ("parent", needs_parent),
+        ("target", needs_target),
+        ("whiteout", whiteout_below),
+    ] {
+        let root = dir.path().join(name);
+        std::fs::create_dir(&root).unwrap();
+        let err = apply(&layer[..], &root, &opts).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{name}: {err}");
+        // Without lowers at all (a bottom layer) the same layers apply.
+        let bottom = dir.path().join(format!("{name}-bottom"));
+        std::fs::create_dir(&bottom).unwrap();
+        let res = apply(&layer[..], &bottom, &overlay());
+        assert_eq!(res.is_ok(), name != "target", "{name}: {res:?}");
+    }
+}

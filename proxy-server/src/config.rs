@@ -230,6 +230,9 @@ pub struct UnpackFile {
     pub max_layer_bytes: Option<u64>,
     /// Most entries in one layer.
     pub max_layer_entries: Option<u64>,
+    /// Whether a client's unpack onto strata-overlay on the runtime socket applies every layer
+    /// of the image at once (default true).
+    pub parallel: Option<bool>,
 }
 
 impl UnpackFile {
@@ -239,6 +242,7 @@ impl UnpackFile {
             allow_devices: self.allow_devices.unwrap_or(d.allow_devices),
             max_layer_bytes: self.max_layer_bytes.unwrap_or(d.max_layer_bytes),
             max_layer_entries: self.max_layer_entries.unwrap_or(d.max_layer_entries),
+            parallel: self.parallel.unwrap_or(d.parallel),
         }
     }
 }

@@ -238,3 +238,303 @@ async fn apply_then_diff_round_trips_a_layer() {
     }
     rt.delete_lease("l", true).await.unwrap();
 }
+
+/// A tar entry for [`tar_of`]: name, kind, mode, data or link target.
+type Entry<'a> = (&'a str, tar::EntryType, u32, &'a [u8]);
+
+fn tar_of(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, mode, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_mtime(1_650_000_000);
+        match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                h.set_size(0);
+                let target = std::str::from_utf8(data).unwrap();
+                b.append_link(&mut h, name, target).unwrap();
+            }
+            _ => {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, *data).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut e, data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Four layers: a gzip base; whiteouts, an opaque directory, a symlink and a root (`./`) entry;
+/// a setuid file and a hard link; and one whose parent directories come from the layers below
+/// (it cannot be applied apart from them).
+fn four_layers() -> Vec<Vec<u8>> {
+    use tar::EntryType::{Directory as D, Link as H, Regular as F, Symlink as S};
+    vec![
+        gzip(&tar_of(&[
+            ("etc/", D, 0o755, b""),
+            ("etc/motd", F, 0o644, b"hello"),
+            ("etc/gone", F, 0o644, b"x"),
+            ("usr/", D, 0o755, b""),
+            ("usr/bin/", D, 0o755, b""),
+            ("usr/bin/tool", F, 0o755, b"binary"),
+            ("usr/bin/alias", H, 0o755, b"usr/bin/tool"),
+            ("usr/lib/", D, 0o755, b""),
+            ("usr/lib/a", F, 0o644, b"a"),
+        ])),
+        tar_of(&[
+            ("./", D, 0o750, b""),
+            ("etc/", D, 0o755, b""),
+            ("etc/.wh.gone", F, 0o644, b""),
+            ("etc/motd", F, 0o600, b"bye"),
+            ("etc/link", S, 0o777, b"motd"),
+            ("usr/", D, 0o755, b""),
+            ("usr/lib/", D, 0o700, b""),
+            ("usr/lib/.wh..wh..opq", F, 0o644, b""),
+            ("usr/lib/c", F, 0o644, b"c"),
+        ]),
+        tar_of(&[
+            ("opt/", D, 0o755, b""),
+            ("opt/file", F, 0o4755, b"s"),
+            ("opt/hl", H, 0o4755, b"opt/file"),
+        ]),
+        tar_of(&[("etc/deep/x", F, 0o644, b"deep")]),
+    ]
+}
+
+/// Every entry under `root` (relative path, then type, mode, owner, size, content or link
+/// target, device, xattrs, and mtime for all but the root).
+fn entries_of(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
+        use std::os::unix::fs::MetadataExt;
+        let p = root.join(rel);
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        let body = if ft.is_file() {
+            format!("{:?}", std::fs::read(&p).unwrap())
+        } else if ft.is_symlink() {
+            std::fs::read_link(&p).unwrap().display().to_string()
+        } else {
+            String::new()
+        };
+        let mut xattrs: Vec<String> = xattr::list(&p)
+            .unwrap()
+            .map(|k| {
+                let v = xattr::get(&p, &k).unwrap().unwrap_or_default();
+                format!("{}={:?}", k.to_string_lossy(), v)
+            })
+            .collect();
+        xattrs.sort();
+        let mtime = if rel.as_os_str().is_empty() {
+            0
+        } else {
+            md.mtime()
+        };
+        out.push(format!(
+            "{} mode={:o} {}:{} size={} rdev={} mtime={mtime} xattrs={xattrs:?} {body}",
+            rel.display(),
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            if ft.is_dir() { 0 } else { md.size() },
+            md.rdev(),
+        ));
+        if ft.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+/// The directory of committed overlay snapshot `name`: what a View of it mounts on top.
+async fn layer_dir(rt: &Rt, name: &str) -> std::path::PathBuf {
+    static VIEWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = VIEWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let key = format!("view-{n}-{name}");
+    let msg = strata_proxy::api::snapshots::ViewSnapshotRequest {
+        snapshotter: "strata-overlay".into(),
+        key: key.clone(),
+        parent: name.into(),
+        labels: HashMap::new(),
+    };
+    let m = rt
+        .snapshots()
+        .view(rt.req(msg, Some("l")))
+        .await
+        .unwrap()
+        .into_inner()
+        .mounts;
+    let dir = match m[0].r#type.as_str() {
+        "bind" => m[0].source.clone(),
+        _ => m[0]
+            .options
+            .iter()
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string(),
+    };
+    dir.into()
+}
+
+async fn stat(rt: &Rt, lease: Option<&str>, key: &str) -> Result<String, tonic::Status> {
+    let msg = strata_proxy::api::snapshots::StatSnapshotRequest {
+        snapshotter: "strata-overlay".into(),
+        key: key.into(),
+    };
+    let info = rt.snapshots().stat(rt.req(msg, lease)).await?.into_inner();
+    Ok(info.info.unwrap().parent)
+}
+
+/// Puts the image of `layers` into `rt`'s namespace under lease `l`: its blobs, config and
+/// manifest, and the image record; returns the layers' digests, diff IDs and chain IDs.
+async fn put_image(rt: &Rt, layers: &[Vec<u8>]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut blobs = Vec::new();
+    let mut diffs = Vec::new();
+    let mut chains: Vec<String> = Vec::new();
+    for data in layers {
+        blobs.push(rt.put(Some("l"), data, &[]).await);
+        let mut tar = Vec::new();
+        if data.starts_with(&[0x1f, 0x8b]) {
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut tar)
+                .unwrap();
+        } else {
+            tar = data.clone();
+        }
+        let diff = digest_of(&tar);
+        chains.push(strata_runtime::chain_id(
+            chains.last().map_or("", |s| s.as_str()),
+            &diff,
+        ));
+        diffs.push(diff);
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diffs},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = rt.put(Some("l"), &config, &[]).await;
+    let media = |d: &[u8]| {
+        if d.starts_with(&[0x1f, 0x8b]) {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        } else {
+            "application/vnd.oci.image.layer.v1.tar"
+        }
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": layers.iter().zip(&blobs).map(|(d, b)| serde_json::json!({
+            "mediaType": media(d), "digest": b, "size": d.len()})).collect::<Vec<_>>(),
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let md = rt.put(Some("l"), &manifest, &[]).await;
+    rt.create_image("test.local/four:1", &md, manifest.len() as i64)
+        .await;
+    (blobs, diffs, chains)
+}
+
+/// What containerd 1.6's client unpack does for one layer: Prepare, Diff.Apply, Commit.
+async fn apply_layer(rt: &Rt, blob: &str, size: usize, parent: &str, chain: &str) {
+    let key = format!("extract-test {chain}");
+    rt.prepare(Some("l"), "strata-overlay", &key, parent).await;
+    let req = ApplyRequest {
+        diff: Some(desc(blob, size)),
+        mounts: mounts(rt, "strata-overlay", &key).await,
+        payloads: HashMap::new(),
+    };
+    DiffClient::new(rt.ch.clone())
+        .apply(rt.req(req, Some("l")))
+        .await
+        .unwrap();
+    rt.commit(Some("l"), "strata-overlay", chain, &key).await;
+}
+
+/// containerd 1.6's client unpack onto strata-overlay: its first Stat (under its lease) makes
+/// every layer it can at once; each layer's tree is the one the client's own Prepare + Apply +
+/// Commit gives (checked against a namespace unpacked that way, entry by entry), the blobs get
+/// their `containerd.io/uncompressed` label, and a layer that needs the ones below it is left
+/// to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(dir.path());
+    let layers = four_layers();
+    let (a, b) = (
+        Rt::new(p.runtime_channel().await, "parallel"),
+        Rt::new(p.runtime_channel().await, "serial"),
+    );
+    for rt in [&a, &b] {
+        rt.create_lease("l").await;
+    }
+    let image = put_image(&a, &layers).await;
+    assert_eq!(put_image(&b, &layers).await, image);
+    let (blobs, diffs, chains) = image;
+
+    // Without the unpack's lease a Stat makes nothing.
+    let e = stat(&a, None, &chains[0]).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // The unpack's first Stat: layers 1-3 are made, the 4th is left to the client.
+    assert_eq!(stat(&a, Some("l"), &chains[0]).await.unwrap(), "");
+    for i in 1..3 {
+        assert_eq!(
+            stat(&a, Some("l"), &chains[i]).await.unwrap(),
+            chains[i - 1]
+        );
+    }
+    let e = stat(&a, Some("l"), &chains[3]).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    apply_layer(&a, &blobs[3], layers[3].len(), &chains[2], &chains[3]).await;
+    for (i, blob) in blobs.iter().enumerate() {
+        let msg = strata_proxy::api::content::InfoRequest {
+            digest: blob.clone(),
+        };
+        let info = a.content().info(a.req(msg, None)).await.unwrap();
+        let labels = info.into_inner().info.unwrap().labels;
+        // The test's own Apply of the 4th layer sets none (containerd's client would).
+        let want = (i < 3).then_some(&diffs[i]);
+        assert_eq!(labels.get("containerd.io/uncompressed"), want, "layer {i}");
+    }
+
+    // The same image unpacked one layer after another, as the client would.
+    for i in 0..4 {
+        let parent = if i == 0 { "" } else { chains[i - 1].as_str() };
+        apply_layer(&b, &blobs[i], layers[i].len(), parent, &chains[i]).await;
+    }
+    for chain in &chains {
+        let (pa, pb) = (layer_dir(&a, chain).await, layer_dir(&b, chain).await);
+        assert_eq!(entries_of(&pa), entries_of(&pb), "layer {chain}");
+    }
+    let top = entries_of(&layer_dir(&a, &chains[1]).await);
+    assert!(
+        top[0].starts_with(" mode=40750"),
+        "the root entry's mode: {top:?}"
+    );
+    assert!(
+        top.iter()
+            .any(|e| e.starts_with("usr/lib mode=40700") && e.contains("trusted.overlay.opaque")),
+        "{top:?}"
+    );
+    for rt in [&a, &b] {
+        rt.delete_lease("l", true).await.unwrap();
+        assert!(rt.snapshots_of("strata-overlay").await.is_empty());
+    }
+}

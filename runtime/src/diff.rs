@@ -33,6 +33,9 @@ pub struct UnpackConfig {
     pub max_layer_bytes: u64,
     /// Most entries in one layer.
     pub max_layer_entries: u64,
+    /// Whether a client's unpack onto `strata-overlay` applies all layers of the image at once
+    /// (see [`crate::parallel_unpack`]).
+    pub parallel: bool,
 }
 
 impl Default for UnpackConfig {
@@ -42,6 +45,7 @@ impl Default for UnpackConfig {
             allow_devices: o.allow_devices,
             max_layer_bytes: o.max_bytes,
             max_layer_entries: o.max_entries,
+            parallel: true,
         }
     }
 }
@@ -172,6 +176,7 @@ pub fn apply_to_mounts<R: std::io::Read + Send>(
     let opts = Options {
         whiteouts: target.whiteouts.clone(),
         lower: target.lower.clone(),
+        lower_unknown: false,
         allow_devices: cfg.allow_devices,
         max_bytes: cfg.max_layer_bytes,
         max_entries: cfg.max_layer_entries,

@@ -172,7 +172,12 @@ impl Runtime {
     }
 
     /// The manifests `d` is or lists (those the namespace holds).
-    fn manifests_of(&self, ctx: &Ctx, d: &Digest, out: &mut Vec<(Digest, serde_json::Value)>) {
+    pub(crate) fn manifests_of(
+        &self,
+        ctx: &Ctx,
+        d: &Digest,
+        out: &mut Vec<(Digest, serde_json::Value)>,
+    ) {
         let Some(v) = self.json_blob(ctx, d) else {
             return;
         };
@@ -221,7 +226,7 @@ impl Runtime {
     }
 
     /// Blob `d` of the namespace as JSON, when it is there, small and JSON.
-    fn json_blob(&self, ctx: &Ctx, d: &Digest) -> Option<serde_json::Value> {
+    pub(crate) fn json_blob(&self, ctx: &Ctx, d: &Digest) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.small_blob(ctx, d)?).ok()
     }
 

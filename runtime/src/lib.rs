@@ -34,6 +34,7 @@ mod images;
 mod lazy_stat;
 mod leases;
 mod namespaces;
+mod parallel_unpack;
 mod remote;
 mod snapshots;
 mod table;

@@ -36,18 +36,20 @@ impl NsSnapshots {
         self.rt.snapshotter(sn)
     }
 
-    /// The snapshot `key`. On `strata-lazy`, the chain ID of a layer the namespace holds as a
-    /// remote blob is made on the spot, served lazily (see `lazy_stat`).
+    /// The snapshot `key`. A missing chain ID of an image layer may be made on the spot: on
+    /// `strata-lazy` a layer the namespace holds as a remote blob, served lazily (see
+    /// `lazy_stat`); on `strata-overlay`, under a client unpack's lease, that layer and the
+    /// ones above it, applied at once (see `parallel_unpack`).
     pub async fn stat(&self, ctx: &Ctx, sn: &str, key: &str) -> Result<Info> {
         let (name, b) = self.backend(sn)?;
         match b.stat(&ctx.view(), key).await {
-            Err(strata_snapshotters::Error::NotFound(m))
-                if name == crate::LAZY_SNAPSHOTTER && key.starts_with("sha256:") =>
-            {
-                match self.rt.lazy_stat(ctx, sn, &name, key).await? {
-                    Some(info) => Ok(info),
-                    None => Err(Error::NotFound(m)),
-                }
+            Err(strata_snapshotters::Error::NotFound(m)) if key.starts_with("sha256:") => {
+                let made = if name == crate::LAZY_SNAPSHOTTER {
+                    self.rt.lazy_stat(ctx, sn, &name, key).await?
+                } else {
+                    self.rt.parallel_stat(ctx, sn, &name, key).await?
+                };
+                made.ok_or(Error::NotFound(m))
             }
             r => Ok(r?),
         }
