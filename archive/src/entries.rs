@@ -18,7 +18,8 @@ use crate::sys;
 use crate::tree::{copy_attrs, resolve_error};
 use crate::{Error, Result};
 
-const BUF: usize = 256 << 10;
+/// The buffer file data is copied through ([`Applier::copy_buffer`]).
+pub(crate) const BUF: usize = 256 << 10;
 
 fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let context = format!("{what} {}", path.display());
@@ -83,7 +84,7 @@ pub(crate) fn directory(
 }
 
 pub(crate) fn file<R: Read>(
-    _a: &mut Applier<'_>,
+    a: &mut Applier<'_>,
     dir: BorrowedFd<'_>,
     name: &OsStr,
     path: &Path,
@@ -92,16 +93,17 @@ pub(crate) fn file<R: Read>(
 ) -> Result<()> {
     clear(dir, name, path, false)?;
     let mut f = sys::create_file(dir, name).map_err(io_err("creating", path))?;
+    let buf = a.copy_buffer();
     match &meta.sparse {
         None => {
             let size = e.size();
-            copy_holes(e, &mut f, size, path)?;
+            copy_holes(e, &mut f, size, path, buf)?;
             f.set_len(size).map_err(io_err("sizing", path))?;
         }
-        Some(Sparse::Map { size, chunks }) => write_chunks(e, &mut f, chunks, *size, path)?,
+        Some(Sparse::Map { size, chunks }) => write_chunks(e, &mut f, chunks, *size, path, buf)?,
         Some(Sparse::InData { size }) => {
             let chunks = read_map_in_data(e)?;
-            write_chunks(e, &mut f, &chunks, *size, path)?;
+            write_chunks(e, &mut f, &chunks, *size, path, buf)?;
         }
     }
     drop(f);
@@ -109,9 +111,15 @@ pub(crate) fn file<R: Read>(
     times(dir, name, path, meta)
 }
 
-/// Copies exactly `len` bytes; all-zero blocks become holes (the caller sets the length).
-fn copy_holes<R: Read>(r: &mut R, f: &mut File, len: u64, path: &Path) -> Result<()> {
-    let mut buf = vec![0u8; BUF];
+/// Copies exactly `len` bytes through `buf`; all-zero blocks become holes (the caller sets the
+/// length).
+fn copy_holes<R: Read>(
+    r: &mut R,
+    f: &mut File,
+    len: u64,
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<()> {
     let mut left = len;
     while left > 0 {
         let want = (left as usize).min(buf.len());
@@ -142,6 +150,7 @@ fn write_chunks<R: Read>(
     chunks: &[(u64, u64)],
     size: u64,
     path: &Path,
+    buf: &mut [u8],
 ) -> Result<()> {
     let mut end = 0;
     for &(off, len) in chunks {
@@ -153,7 +162,7 @@ fn write_chunks<R: Read>(
         }
         f.seek(SeekFrom::Start(off))
             .map_err(io_err("seeking in", path))?;
-        copy_holes(r, f, len, path)?;
+        copy_holes(r, f, len, path, buf)?;
         end = off + len;
     }
     f.set_len(size).map_err(io_err("sizing", path))

@@ -1,7 +1,8 @@
 //! Reading a layer on three threads: the stream is read and hashed on one, decompressed on a
 //! second, and hashed again and unpacked by the caller — so inflating (the slowest step) runs
 //! while the previous megabyte's files are written. Stages hand over 1 MiB chunks through small
-//! bounded channels; an error in any stage ends the others.
+//! bounded channels, and the read chunks back for reuse (no fresh zeroed megabyte per chunk);
+//! an error in any stage ends the others.
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -17,15 +18,18 @@ pub(crate) struct ChannelReader {
     buf: Vec<u8>,
     pos: usize,
     done: bool,
+    /// Where read chunks go back to the stage that filled them.
+    spare: SyncSender<Vec<u8>>,
 }
 
 impl ChannelReader {
-    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+    fn new(rx: Receiver<io::Result<Vec<u8>>>, spare: SyncSender<Vec<u8>>) -> Self {
         ChannelReader {
             rx,
             buf: Vec::new(),
             pos: 0,
             done: false,
+            spare,
         }
     }
 }
@@ -35,6 +39,12 @@ impl Read for ChannelReader {
         while self.pos == self.buf.len() {
             if self.done {
                 return Ok(0);
+            }
+            let used = std::mem::take(&mut self.buf);
+            self.pos = 0;
+            if used.capacity() > 0 {
+                // A full return channel (or a finished stage) drops it instead.
+                let _ = self.spare.try_send(used);
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
@@ -53,10 +63,17 @@ impl Read for ChannelReader {
     }
 }
 
-/// Reads `r` to its end in 1 MiB chunks into `tx` (stops when the receiver is gone).
-fn pump<R: Read>(mut r: R, tx: SyncSender<io::Result<Vec<u8>>>) {
+/// Reads `r` to its end in 1 MiB chunks into `tx`, reusing the chunks that come back on
+/// `spare` (stops when the receiver is gone).
+fn pump<R: Read>(mut r: R, tx: SyncSender<io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) {
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        let mut chunk = match spare.try_recv() {
+            Ok(mut c) => {
+                c.resize(CHUNK, 0);
+                c
+            }
+            Err(_) => vec![0u8; CHUNK],
+        };
         let mut n = 0;
         while n < CHUNK {
             match r.read(&mut chunk[n..]) {
@@ -89,18 +106,20 @@ where
     R: Read + Send + 'scope,
 {
     let (ctx, crx) = sync_channel(DEPTH);
-    scope.spawn(move || pump(src, ctx));
+    let (cspare_tx, cspare_rx) = sync_channel(DEPTH + 2);
+    scope.spawn(move || pump(src, ctx, cspare_rx));
     let (utx, urx) = sync_channel(DEPTH);
+    let (uspare_tx, uspare_rx) = sync_channel(DEPTH + 2);
     scope.spawn(move || {
-        let raw = ChannelReader::new(crx);
+        let raw = ChannelReader::new(crx, cspare_tx);
         match decoder(BufReader::with_capacity(CHUNK, raw)) {
-            Ok(d) => pump(d, utx),
+            Ok(d) => pump(d, utx, uspare_rx),
             Err(e) => {
                 let _ = utx.send(Err(e));
             }
         }
     });
-    ChannelReader::new(urx)
+    ChannelReader::new(urx, uspare_tx)
 }
 
 #[cfg(test)]
