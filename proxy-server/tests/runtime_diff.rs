@@ -468,11 +468,12 @@ async fn apply_layer(rt: &Rt, blob: &str, size: usize, parent: &str, chain: &str
     rt.commit(Some("l"), "strata-overlay", chain, &key).await;
 }
 
-/// containerd 1.6's client unpack onto strata-overlay: its first Stat (under its lease) makes
-/// every layer it can at once; each layer's tree is the one the client's own Prepare + Apply +
-/// Commit gives (checked against a namespace unpacked that way, entry by entry), the blobs get
-/// their `containerd.io/uncompressed` label, and a layer that needs the ones below it is left
-/// to the client.
+/// containerd 1.6's client unpack onto strata-overlay: layers start staging as their blobs are
+/// written; the unpack's first Stat (under its lease) makes every layer it can at once; each
+/// layer's tree is the one the client's own Prepare + Apply + Commit gives (checked against a
+/// namespace unpacked that way, entry by entry), the blobs get their `containerd.io/uncompressed`
+/// label, a layer that needs the ones below it is left to the client, and no staging directory
+/// is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -486,6 +487,13 @@ async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
         rt.create_lease("l").await;
     }
     let image = put_image(&a, &layers).await;
+    // Layers start staging as their blobs are written (nothing unpacks them yet).
+    let scratch = dir.path().join("root/tmp");
+    wait_for(
+        || !scratch_dirs(&scratch, "prestage-").is_empty(),
+        "an early staging",
+    )
+    .await;
     assert_eq!(put_image(&b, &layers).await, image);
     let (blobs, diffs, chains) = image;
 
@@ -533,8 +541,39 @@ async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
             .any(|e| e.starts_with("usr/lib mode=40700") && e.contains("trusted.overlay.opaque")),
         "{top:?}"
     );
+    // Every staging directory was taken or removed.
+    wait_for(
+        || scratch_dirs(&scratch, "").is_empty(),
+        "no staging directory left",
+    )
+    .await;
     for rt in [&a, &b] {
         rt.delete_lease("l", true).await.unwrap();
         assert!(rt.snapshots_of("strata-overlay").await.is_empty());
+    }
+}
+
+/// The entries of the daemon's scratch directory whose names start with `prefix` and are
+/// staging directories (`prestage-*`, `unpack-*`).
+fn scratch_dirs(scratch: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(scratch)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("prestage-") || n.starts_with("unpack-"))
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `cond` for up to 10 s.
+async fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -297,7 +297,9 @@ impl NsContent {
         if matches!(&res, Ok(_) | Err(strata_content::Error::AlreadyExists(_))) {
             self.finish(ctx, &r, &digest)?;
         }
-        Ok(res?)
+        let d = res?;
+        self.rt.prestage(ctx, &d);
+        Ok(d)
     }
 
     /// Commits a shared ingest: the namespace claims the bytes another view holds.
@@ -331,6 +333,7 @@ impl NsContent {
             self.finish(ctx, r, &shared.digest)?;
         }
         res?;
+        self.rt.prestage(ctx, &shared.digest);
         Ok(shared.digest.clone())
     }
 

@@ -35,6 +35,7 @@ mod lazy_stat;
 mod leases;
 mod namespaces;
 mod parallel_unpack;
+mod prestage;
 mod remote;
 mod snapshots;
 mod table;
@@ -128,6 +129,7 @@ pub(crate) struct Inner {
     scratch: std::path::PathBuf,
     tasks: tasks::Manager,
     remote: remote::Remote,
+    prestaged: prestage::Prestaged,
 }
 
 impl Runtime {
@@ -154,6 +156,7 @@ impl Runtime {
             scratch: parts.scratch,
             tasks: tasks::Manager::new(parts.tasks),
             remote,
+            prestaged: prestage::Prestaged::default(),
         });
         let rt = Runtime { inner };
         rt.inner.tasks.recover(&rt);

@@ -47,10 +47,45 @@ struct Layer {
 }
 
 /// A layer applied into a staging directory.
-struct Staged {
-    dir: PathBuf,
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) dir: PathBuf,
     diff_id: String,
     root_entry: bool,
+}
+
+/// `staged` when its diff ID gives `layer`'s chain ID.
+fn checked(layer: &Layer, staged: Staged) -> Result<Staged> {
+    if chain_id(&layer.parent, &staged.diff_id) != layer.chain {
+        return Err(Error::FailedPrecondition(format!(
+            "layer {} has diff ID {}, which is not chain {}",
+            layer.blob, staged.diff_id, layer.chain
+        )));
+    }
+    Ok(staged)
+}
+
+/// The tree an early staging made, moved to `dir` (under the unpack's staging root, which is
+/// removed whatever happens); `None` when it failed (the layer is staged again, e.g. a bottom
+/// layer that an early staging, not knowing its place, applied as an upper one).
+async fn taken(job: JoinHandle<Result<Staged>>, dir: &Path) -> Option<Staged> {
+    let mut staged = match job.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "early staging failed: staging again");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let (from, to) = (staged.dir.clone(), dir.to_path_buf());
+    let moved = tokio::task::spawn_blocking(move || std::fs::rename(&from, &to)).await;
+    if !matches!(moved, Ok(Ok(()))) {
+        let from = staged.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(from)).await;
+        return None;
+    }
+    staged.dir = dir.to_path_buf();
+    Some(staged)
 }
 
 /// Layers applied at once, process-wide: one per core (each application is itself a pipeline
@@ -136,7 +171,8 @@ impl Runtime {
         Ok(b.stat(&view, chain).await.ok())
     }
 
-    /// Starts applying every layer into `root/<i>`, at most [`workers`] at once, in order.
+    /// Starts applying every layer into `root/<i>`, at most [`workers`] at once, in order. A
+    /// layer staged while its blob was written ([`crate::prestage`]) is taken as it is.
     fn stage_all(
         &self,
         ctx: &Ctx,
@@ -149,24 +185,59 @@ impl Runtime {
             .map(|(i, layer)| {
                 let (rt, c, l) = (self.clone(), ctx.clone(), layer.clone());
                 let dir = root.join(i.to_string());
-                let permits = workers();
+                let early = self.take_prestaged(&layer.blob);
                 tokio::spawn(async move {
-                    let _p = permits
-                        .acquire_owned()
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                    tokio::task::spawn_blocking(move || rt.stage(&c, &l, &dir))
-                        .await
-                        .map_err(|e| Error::Internal(format!("staging: {e}")))?
+                    if let Some(job) = early
+                        && let Some(staged) = taken(job, &dir).await
+                    {
+                        return checked(&l, staged);
+                    }
+                    let lower_unknown = !l.parent.is_empty();
+                    let staged = rt.stage_async(&c, &l.blob, &dir, lower_unknown).await?;
+                    checked(&l, staged)
                 })
             })
             .collect()
     }
 
-    /// Applies `layer` into the new directory `dir` (blocking) and checks its digests.
-    fn stage(&self, ctx: &Ctx, layer: &Layer, dir: &Path) -> Result<Staged> {
+    /// [`Runtime::stage`] on a blocking thread once one of the [`workers`] is free.
+    pub(crate) async fn stage_async(
+        &self,
+        ctx: &Ctx,
+        blob: &Digest,
+        dir: &Path,
+        lower_unknown: bool,
+    ) -> Result<Staged> {
+        let _p = workers()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (rt, c, b, d) = (self.clone(), ctx.clone(), blob.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || rt.stage(&c, &b, &d, lower_unknown))
+            .await
+            .map_err(|e| Error::Internal(format!("staging: {e}")))?
+    }
+
+    /// Applies layer `blob` of the namespace into the new directory `dir` for an overlay upper
+    /// directory (blocking), its blob digest checked.
+    fn stage(&self, ctx: &Ctx, blob: &Digest, dir: &Path, lower_unknown: bool) -> Result<Staged> {
         let io = |e: std::io::Error| Error::Internal(format!("staging in {}: {e}", dir.display()));
         std::fs::create_dir(dir).map_err(io)?;
+        let res = self.stage_into(ctx, blob, dir, lower_unknown);
+        if res.is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        res
+    }
+
+    fn stage_into(
+        &self,
+        ctx: &Ctx,
+        blob: &Digest,
+        dir: &Path,
+        lower_unknown: bool,
+    ) -> Result<Staged> {
+        let io = |e: std::io::Error| Error::Internal(format!("staging in {}: {e}", dir.display()));
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
         let cfg = self.unpack_config();
         let opts = Options {
@@ -174,29 +245,22 @@ impl Runtime {
                 opaque_xattr: OPAQUE_XATTR.into(),
             },
             lower: Vec::new(),
-            lower_unknown: !layer.parent.is_empty(),
+            lower_unknown,
             allow_devices: cfg.allow_devices,
             max_bytes: cfg.max_layer_bytes,
             max_entries: cfg.max_layer_entries,
         };
-        let blob = self.content().reader(ctx, &layer.blob)?;
-        let applied = strata_archive::apply(blob.stream(), dir, &opts)?;
-        if applied.compressed.digest != layer.blob.to_string() {
+        let reader = self.content().reader(ctx, blob)?;
+        let applied = strata_archive::apply(reader.stream(), dir, &opts)?;
+        if applied.compressed.digest != blob.to_string() {
             return Err(Error::FailedPrecondition(format!(
-                "layer {} read as {}",
-                layer.blob, applied.compressed.digest
-            )));
-        }
-        let diff_id = applied.uncompressed.digest;
-        if chain_id(&layer.parent, &diff_id) != layer.chain {
-            return Err(Error::FailedPrecondition(format!(
-                "layer {} has diff ID {diff_id}, which is not chain {}",
-                layer.blob, layer.chain
+                "layer {blob} read as {}",
+                applied.compressed.digest
             )));
         }
         Ok(Staged {
             dir: dir.to_path_buf(),
-            diff_id,
+            diff_id: applied.uncompressed.digest,
             root_entry: applied.root_entry,
         })
     }

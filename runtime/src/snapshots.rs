@@ -44,6 +44,9 @@ impl NsSnapshots {
         let (name, b) = self.backend(sn)?;
         match b.stat(&ctx.view(), key).await {
             Err(strata_snapshotters::Error::NotFound(m)) if key.starts_with("sha256:") => {
+                if ctx.lease.is_some() {
+                    self.rt.unpack_target(&name);
+                }
                 let made = if name == crate::LAZY_SNAPSHOTTER {
                     self.rt.lazy_stat(ctx, sn, &name, key).await?
                 } else {

@@ -1,0 +1,176 @@
+//! Layers staged while their blobs are written: the start of a [`crate::parallel_unpack`].
+//!
+//! containerd 1.6's `ctr images import` writes every blob of the archive, then creates the
+//! image, then unpacks; its writes leave the daemon's second core mostly idle. When a blob
+//! committed on the runtime socket looks like a layer (gzip, zstd or tar), Strata starts
+//! applying it at once into a staging directory, as an upper overlay layer whose place is not
+//! known yet ([`strata_archive::Options::lower_unknown`]). The unpack's parallel stage takes
+//! that tree instead of applying the blob again (its diff ID is checked against the chain
+//! then); one not taken within [`KEEP`] is removed. Only while the daemon's last client unpack
+//! (or, before any, its default snapshotter) was onto `strata-overlay`, and within
+//! [`BUDGET`] bytes of blobs; `[unpack] parallel = false` turns it off with the rest.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use strata_core::digest::Digest;
+use tokio::task::JoinHandle;
+
+use crate::parallel_unpack::{PARALLEL_SNAPSHOTTER, Staged};
+use crate::{Ctx, Result, Runtime};
+
+/// How long a staged layer waits to be taken.
+pub const KEEP: Duration = Duration::from_secs(120);
+/// Most blob bytes staged and not yet taken.
+pub const BUDGET: u64 = 2 << 30;
+
+/// The layers staged early, by blob digest.
+#[derive(Default)]
+pub(crate) struct Prestaged {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<Digest, Job>,
+    /// Blob bytes of `jobs`.
+    bytes: u64,
+    /// The backend of the last client unpack.
+    last_target: Option<String>,
+}
+
+struct Job {
+    id: u64,
+    size: u64,
+    handle: JoinHandle<Result<Staged>>,
+}
+
+impl Prestaged {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether the blob's first bytes are those of a gzip, zstd or tar stream.
+fn looks_like_layer(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.get(257..262) == Some(b"ustar")
+}
+
+impl Runtime {
+    pub(crate) fn prestaged(&self) -> &Prestaged {
+        &self.inner.prestaged
+    }
+
+    /// A client unpack is asking for a layer on backend `name`.
+    pub(crate) fn unpack_target(&self, name: &str) {
+        self.prestaged().state().last_target = Some(name.to_string());
+    }
+
+    /// Starts staging blob `d` of the namespace when it looks like a layer (see the module
+    /// docs). Called after a commit, from within the tokio runtime.
+    pub(crate) fn prestage(&self, ctx: &Ctx, d: &Digest) {
+        if !self.unpack_config().parallel {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(reader) = self.store().reader(&ctx.view(), d) else {
+            return;
+        };
+        let size = reader.size();
+        {
+            let st = self.prestaged().state();
+            let target = st
+                .last_target
+                .as_deref()
+                .unwrap_or(&self.inner.default_snapshotter);
+            if self.canonical_snapshotter(target) != PARALLEL_SNAPSHOTTER
+                || st.jobs.contains_key(d)
+                || st.bytes + size > BUDGET
+            {
+                return;
+            }
+        }
+        let mut head = [0u8; 512];
+        let n = reader.read_at(0, &mut head).unwrap_or(0);
+        if !looks_like_layer(&head[..n]) {
+            return;
+        }
+        let id = rand::random::<u64>();
+        let dir = self.scratch().join(format!("prestage-{id:016x}"));
+        let (rt, c, blob) = (self.clone(), ctx.clone(), d.clone());
+        let mut st = self.prestaged().state();
+        if st.jobs.contains_key(d) {
+            return;
+        }
+        let job = handle.spawn(async move {
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            rt.stage_async(&c, &blob, &dir, true).await
+        });
+        st.bytes += size;
+        st.jobs.insert(
+            d.clone(),
+            Job {
+                id,
+                size,
+                handle: job,
+            },
+        );
+        drop(st);
+        let (rt, blob) = (self.clone(), d.clone());
+        handle.spawn(async move {
+            tokio::time::sleep(KEEP).await;
+            rt.expire_prestaged(&blob, id).await;
+        });
+        tracing::debug!(digest = %d, size, "staging a layer early");
+    }
+
+    /// The early staging of `blob`, if any (it is the caller's from now on).
+    pub(crate) fn take_prestaged(&self, blob: &Digest) -> Option<JoinHandle<Result<Staged>>> {
+        let mut st = self.prestaged().state();
+        let job = st.jobs.remove(blob)?;
+        st.bytes -= job.size;
+        Some(job.handle)
+    }
+
+    /// Removes the early staging `id` of `blob` when nobody took it.
+    async fn expire_prestaged(&self, blob: &Digest, id: u64) {
+        let job = {
+            let mut st = self.prestaged().state();
+            if st.jobs.get(blob).is_none_or(|j| j.id != id) {
+                return;
+            }
+            let job = st.jobs.remove(blob).expect("present");
+            st.bytes -= job.size;
+            job
+        };
+        let dir = match job.handle.await {
+            Ok(Ok(staged)) => staged.dir,
+            _ => self.scratch().join(format!("prestage-{id:016x}")),
+        };
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        tracing::debug!(digest = %blob, "an early staged layer was not taken");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_told_by_their_first_bytes() {
+        assert!(looks_like_layer(&[0x1f, 0x8b, 8, 0]));
+        assert!(looks_like_layer(&[0x28, 0xb5, 0x2f, 0xfd, 0]));
+        let mut tar = [0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert!(looks_like_layer(&tar));
+        assert!(!looks_like_layer(b"{\"schemaVersion\":2}"));
+        assert!(!looks_like_layer(&[0u8; 100]));
+    }
+}
