@@ -77,13 +77,21 @@ pub(crate) async fn open_stores(
 }
 
 /// Unmounts and removes what a previous run left in the scratch directory (temporary mounts of
-/// the Diff service). A directory that stays busy or non-empty is left, logged.
+/// the Diff service; layers staged by an unpack). A directory that stays busy or non-empty is
+/// left, logged.
 fn clear_scratch(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
+        // Layers staged by an unpack (no mount is ever made there): removed whole.
+        if e.file_name() == strata_runtime::STAGING_DIR {
+            if let Err(err) = std::fs::remove_dir_all(&p) {
+                tracing::warn!(path = %p.display(), error = %err, "staged layers left in place");
+            }
+            continue;
+        }
         let _ = strata_snapshotters::mount::unmount_all(&p);
         if let Err(err) = std::fs::remove_dir(&p) {
             tracing::warn!(path = %p.display(), error = %err, "scratch entry left in place");
@@ -519,6 +527,38 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
+
+    /// Regression: a daemon stopped during an unpack left staged layers in its scratch
+    /// directory, which the next start logged as a WARN and kept.
+    #[test]
+    fn staged_layers_left_by_a_previous_run_are_removed_and_other_entries_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir
+            .path()
+            .join(strata_runtime::STAGING_DIR)
+            .join("prestage-1/usr");
+        std::fs::create_dir_all(&staged).unwrap();
+        std::fs::write(staged.join("file"), b"x").unwrap();
+        let busy = dir.path().join("m-1");
+        std::fs::create_dir_all(&busy).unwrap();
+        std::fs::write(busy.join("kept"), b"not a staged layer").unwrap();
+        std::fs::create_dir(dir.path().join("m-2")).unwrap();
+        clear_scratch(dir.path());
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["m-1"],
+            "staging gone, an empty leftover gone, a non-empty one kept"
+        );
+        assert_eq!(
+            std::fs::read(busy.join("kept")).unwrap(),
+            b"not a staged layer"
+        );
+    }
 
     #[tokio::test]
     async fn a_regular_file_at_the_address_is_kept_and_refused() {

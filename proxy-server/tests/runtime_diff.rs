@@ -488,7 +488,7 @@ async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
     }
     let image = put_image(&a, &layers).await;
     // Layers start staging as their blobs are written (nothing unpacks them yet).
-    let scratch = dir.path().join("root/tmp");
+    let scratch = dir.path().join("root/tmp/staging");
     wait_for(
         || !scratch_dirs(&scratch, "prestage-").is_empty(),
         "an early staging",

@@ -59,6 +59,7 @@ pub use images::{Descriptor, Image, Images};
 pub use lazy_stat::{LAZY_SNAPSHOTTER, chain_id};
 pub use leases::{Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
+pub use parallel_unpack::STAGING_DIR;
 pub use remote::{BlobFetcher, FILL_VIEW, RemoteRecord, wait_fill_threads};
 pub use snapshots::NsSnapshots;
 pub use tasks::{CreateTask, Exit, Process, Status, Stdio, TaskConfig, TaskEvent, Tasks};

@@ -88,6 +88,10 @@ async fn taken(job: JoinHandle<Result<Staged>>, dir: &Path) -> Option<Staged> {
     Some(staged)
 }
 
+/// Where staging directories go, under the scratch directory (`<root>/tmp/staging`). Nothing is
+/// ever mounted there: the daemon removes it whole at start.
+pub const STAGING_DIR: &str = "staging";
+
 /// Layers applied at once, process-wide: one per core (each application is itself a pipeline
 /// of three threads).
 fn workers() -> Arc<Semaphore> {
@@ -100,6 +104,12 @@ fn workers() -> Arc<Semaphore> {
 }
 
 impl Runtime {
+    /// The directory staged layers are applied in ([`STAGING_DIR`] under the scratch
+    /// directory, on the same filesystem as the snapshots).
+    pub(crate) fn staging_dir(&self) -> PathBuf {
+        self.scratch().join(STAGING_DIR)
+    }
+
     /// Unpacks `chain` and the layers above it on backend `sn` (canonical name `name`) when it
     /// is a layer of an image in the namespace as the module docs describe; its info when it
     /// now exists.
@@ -126,7 +136,7 @@ impl Runtime {
             return Ok(None);
         }
         let root = self
-            .scratch()
+            .staging_dir()
             .join(format!("unpack-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::Internal(format!("creating {}: {e}", root.display())))?;

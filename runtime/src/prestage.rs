@@ -101,7 +101,7 @@ impl Runtime {
             return;
         }
         let id = rand::random::<u64>();
-        let dir = self.scratch().join(format!("prestage-{id:016x}"));
+        let dir = self.staging_dir().join(format!("prestage-{id:016x}"));
         let (rt, c, blob) = (self.clone(), ctx.clone(), d.clone());
         let mut st = self.prestaged().state();
         if st.jobs.contains_key(d) {
@@ -152,7 +152,7 @@ impl Runtime {
         };
         let dir = match job.handle.await {
             Ok(Ok(staged)) => staged.dir,
-            _ => self.scratch().join(format!("prestage-{id:016x}")),
+            _ => self.staging_dir().join(format!("prestage-{id:016x}")),
         };
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         tracing::debug!(digest = %blob, "an early staged layer was not taken");
