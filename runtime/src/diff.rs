@@ -50,6 +50,21 @@ impl Default for UnpackConfig {
     }
 }
 
+impl UnpackConfig {
+    /// What applying a layer may do under these limits, with `whiteouts` and `lower` layers
+    /// for the tree it is applied to.
+    pub(crate) fn options(&self, whiteouts: Whiteouts, lower: Vec<PathBuf>) -> Options {
+        Options {
+            whiteouts,
+            lower,
+            lower_unknown: false,
+            allow_devices: self.allow_devices,
+            max_bytes: self.max_layer_bytes,
+            max_entries: self.max_layer_entries,
+        }
+    }
+}
+
 impl From<strata_archive::Error> for Error {
     fn from(e: strata_archive::Error) -> Self {
         use strata_archive::Error as E;
@@ -173,14 +188,7 @@ pub fn apply_to_mounts<R: std::io::Read + Send>(
     cfg: &UnpackConfig,
 ) -> Result<strata_archive::Applied> {
     let target = writable_target(mounts, scratch)?;
-    let opts = Options {
-        whiteouts: target.whiteouts.clone(),
-        lower: target.lower.clone(),
-        lower_unknown: false,
-        allow_devices: cfg.allow_devices,
-        max_bytes: cfg.max_layer_bytes,
-        max_entries: cfg.max_layer_entries,
-    };
+    let opts = cfg.options(target.whiteouts.clone(), target.lower.clone());
     Ok(strata_archive::apply(src, &target.root, &opts)?)
 }
 

@@ -233,7 +233,9 @@ impl Runtime {
     fn stage(&self, ctx: &Ctx, blob: &Digest, dir: &Path, lower_unknown: bool) -> Result<Staged> {
         let io = |e: std::io::Error| Error::Internal(format!("staging in {}: {e}", dir.display()));
         std::fs::create_dir(dir).map_err(io)?;
-        let res = self.stage_into(ctx, blob, dir, lower_unknown);
+        let res = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io)
+            .and_then(|()| self.stage_into(ctx, blob, dir, lower_unknown));
         if res.is_err() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -247,18 +249,12 @@ impl Runtime {
         dir: &Path,
         lower_unknown: bool,
     ) -> Result<Staged> {
-        let io = |e: std::io::Error| Error::Internal(format!("staging in {}: {e}", dir.display()));
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
-        let cfg = self.unpack_config();
+        let whiteouts = Whiteouts::Overlay {
+            opaque_xattr: OPAQUE_XATTR.into(),
+        };
         let opts = Options {
-            whiteouts: Whiteouts::Overlay {
-                opaque_xattr: OPAQUE_XATTR.into(),
-            },
-            lower: Vec::new(),
             lower_unknown,
-            allow_devices: cfg.allow_devices,
-            max_bytes: cfg.max_layer_bytes,
-            max_entries: cfg.max_layer_entries,
+            ..self.unpack_config().options(whiteouts, Vec::new())
         };
         let reader = self.content().reader(ctx, blob)?;
         let applied = strata_archive::apply(reader.stream(), dir, &opts)?;
