@@ -38,6 +38,7 @@ mod parallel_unpack;
 mod prestage;
 mod remote;
 mod snapshots;
+pub mod staging;
 mod table;
 pub mod tasks;
 
@@ -59,9 +60,9 @@ pub use images::{Descriptor, Image, Images};
 pub use lazy_stat::{LAZY_SNAPSHOTTER, chain_id};
 pub use leases::{Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
-pub use parallel_unpack::STAGING_DIR;
 pub use remote::{BlobFetcher, FILL_VIEW, RemoteRecord, wait_fill_threads};
 pub use snapshots::NsSnapshots;
+pub use staging::STAGING_DIR;
 pub use tasks::{CreateTask, Exit, Process, Status, Stdio, TaskConfig, TaskEvent, Tasks};
 
 use gc::barrier::Barrier;

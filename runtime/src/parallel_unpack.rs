@@ -12,29 +12,22 @@
 //! client then finds every layer and applies none.
 //!
 //! A staged layer cannot read the layers below it: one that would need them (a hard link to a
-//! file only they have, a parent directory it does not carry: [`Options::lower_unknown`]), or
+//! file only they have, a parent directory it does not carry: [`strata_archive::Options::lower_unknown`]), or
 //! whose digests do not match, stops the run there, and the client applies it and the rest the
 //! usual way. Off: `[unpack] parallel = false`.
 
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
-use strata_archive::{Options, Whiteouts};
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
-use strata_snapshotters::{Info, Mount};
-use tokio::sync::Semaphore;
+use strata_snapshotters::Info;
 use tokio::task::JoinHandle;
 
 use crate::diff::UNCOMPRESSED;
 use crate::lazy_stat::chain_id;
+use crate::staging::{self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, move_in, workers};
 use crate::{Ctx, Error, Result, Runtime};
 
-/// The backend whose layers are independent directories.
-pub const PARALLEL_SNAPSHOTTER: &str = "strata-overlay";
-/// What `strata-overlay`'s mounts honour for an opaque directory (it never mounts `userxattr`).
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// How many images (newest first) a lookup reads at most.
 const MAX_IMAGES: usize = 64;
 
@@ -44,14 +37,6 @@ struct Layer {
     blob: Digest,
     chain: String,
     parent: String,
-}
-
-/// A layer applied into a staging directory.
-#[derive(Debug)]
-pub(crate) struct Staged {
-    pub(crate) dir: PathBuf,
-    diff_id: String,
-    root_entry: bool,
 }
 
 /// `staged` when its diff ID gives `layer`'s chain ID.
@@ -86,21 +71,6 @@ async fn taken(job: JoinHandle<Result<Staged>>, dir: &Path) -> Option<Staged> {
     }
     staged.dir = dir.to_path_buf();
     Some(staged)
-}
-
-/// Where staging directories go, under the scratch directory (`<root>/tmp/staging`). Nothing is
-/// ever mounted there: the daemon removes it whole at start.
-pub const STAGING_DIR: &str = "staging";
-
-/// Layers applied at once, process-wide: one per core (each application is itself a pipeline
-/// of three threads).
-fn workers() -> Arc<Semaphore> {
-    static SEM: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    SEM.get_or_init(|| {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Arc::new(Semaphore::new(n))
-    })
-    .clone()
 }
 
 impl Runtime {
@@ -231,44 +201,14 @@ impl Runtime {
     /// Applies layer `blob` of the namespace into the new directory `dir` for an overlay upper
     /// directory (blocking), its blob digest checked.
     fn stage(&self, ctx: &Ctx, blob: &Digest, dir: &Path, lower_unknown: bool) -> Result<Staged> {
-        let io = |e: std::io::Error| Error::Internal(format!("staging in {}: {e}", dir.display()));
-        std::fs::create_dir(dir).map_err(io)?;
-        let res = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(io)
-            .and_then(|()| self.stage_into(ctx, blob, dir, lower_unknown));
-        if res.is_err() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        res
-    }
-
-    fn stage_into(
-        &self,
-        ctx: &Ctx,
-        blob: &Digest,
-        dir: &Path,
-        lower_unknown: bool,
-    ) -> Result<Staged> {
-        let whiteouts = Whiteouts::Overlay {
-            opaque_xattr: OPAQUE_XATTR.into(),
-        };
-        let opts = Options {
-            lower_unknown,
-            ..self.unpack_config().options(whiteouts, Vec::new())
-        };
         let reader = self.content().reader(ctx, blob)?;
-        let applied = strata_archive::apply(reader.stream(), dir, &opts)?;
-        if applied.compressed.digest != blob.to_string() {
-            return Err(Error::FailedPrecondition(format!(
-                "layer {blob} read as {}",
-                applied.compressed.digest
-            )));
-        }
-        Ok(Staged {
-            dir: dir.to_path_buf(),
-            diff_id: applied.uncompressed.digest,
-            root_entry: applied.root_entry,
-        })
+        staging::stage(
+            reader.stream(),
+            blob,
+            dir,
+            lower_unknown,
+            self.unpack_config(),
+        )
     }
 
     /// Prepares `layer`'s snapshot, moves the staged tree in as its upper directory and
@@ -374,41 +314,4 @@ impl Runtime {
         }
         Some(out)
     }
-}
-
-/// The upper directory of an active overlay snapshot's mounts (a bind mount's source when it
-/// has no parent).
-fn upper_dir(mounts: &[Mount]) -> Result<PathBuf> {
-    match mounts {
-        [m] if m.kind == "bind" => Ok(PathBuf::from(&m.source)),
-        [m] if m.kind == "overlay" => m
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("upperdir="))
-            .map(PathBuf::from)
-            .ok_or_else(|| Error::Internal("an overlay mount without upperdir".into())),
-        _ => Err(Error::Internal(format!(
-            "unexpected mounts for an overlay snapshot: {mounts:?}"
-        ))),
-    }
-}
-
-/// Replaces the snapshot's empty upper directory with the staged tree (blocking). Unless the
-/// layer set the root's attributes (a `./` entry), the root keeps those Prepare gave it.
-fn move_in(staged: &Staged, mounts: &[Mount]) -> Result<()> {
-    let upper = upper_dir(mounts)?;
-    let io =
-        |what: &str, e: std::io::Error| Error::Internal(format!("{what} {}: {e}", upper.display()));
-    if !staged.root_entry {
-        let md = std::fs::symlink_metadata(&upper).map_err(|e| io("stat", e))?;
-        std::os::unix::fs::lchown(&staged.dir, Some(md.uid()), Some(md.gid()))
-            .map_err(|e| io("chown for", e))?;
-        std::fs::set_permissions(
-            &staged.dir,
-            std::fs::Permissions::from_mode(md.mode() & 0o7777),
-        )
-        .map_err(|e| io("chmod for", e))?;
-    }
-    // rename(2) replaces an empty directory in one step.
-    std::fs::rename(&staged.dir, &upper).map_err(|e| io("moving a staged layer to", e))
 }

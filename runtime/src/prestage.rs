@@ -17,7 +17,7 @@ use std::time::Duration;
 use strata_core::digest::Digest;
 use tokio::task::JoinHandle;
 
-use crate::parallel_unpack::{PARALLEL_SNAPSHOTTER, Staged};
+use crate::staging::{PARALLEL_SNAPSHOTTER, Staged, looks_like_layer};
 use crate::{Ctx, Result, Runtime};
 
 /// How long a staged layer waits to be taken.
@@ -50,13 +50,6 @@ impl Prestaged {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Whether the blob's first bytes are those of a gzip, zstd or tar stream.
-fn looks_like_layer(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || head.get(257..262) == Some(b"ustar")
 }
 
 impl Runtime {
@@ -156,21 +149,5 @@ impl Runtime {
         };
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         tracing::debug!(digest = %blob, "an early staged layer was not taken");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layers_are_told_by_their_first_bytes() {
-        assert!(looks_like_layer(&[0x1f, 0x8b, 8, 0]));
-        assert!(looks_like_layer(&[0x28, 0xb5, 0x2f, 0xfd, 0]));
-        let mut tar = [0u8; 512];
-        tar[257..262].copy_from_slice(b"ustar");
-        assert!(looks_like_layer(&tar));
-        assert!(!looks_like_layer(b"{\"schemaVersion\":2}"));
-        assert!(!looks_like_layer(&[0u8; 100]));
     }
 }
