@@ -411,6 +411,15 @@ one_round() { # backend compression import-mode (default: 1.6's; transfer or loc
         drop_image "$image"
         return
     fi
+    # 2.x's Transfer service labels each Prepare with the chain ID alone: the unpack offload
+    # finds the layer through the manifest and config containerd wrote into Strata, so the
+    # top layer is Strata's snapshot under the bare chain ID (containerd's would carry its key).
+    if [[ $3 == transfer && $b != strata-lazy ]] &&
+        ! grep -q "^snapshot $b Committed $CHAIN_ID " <<<"$(strata_ls -snapshotter "$b")"; then
+        fail "import $tag: unpack offload" "the top layer was not unpacked by strata (no committed $CHAIN_ID in $b)"
+        drop_image "$image"
+        return
+    fi
     pass "import $tag" "$s"
     s=$SECONDS
     flat_view "flat view $tag" && pass "flat view $tag (header $NS, other-ns, none)" "$s"

@@ -89,7 +89,11 @@ pub trait ContentApi: Send + Sync + 'static {
 pub struct ProxyContent {
     store: ContentStore,
     view: Arc<str>,
+    committed: Option<CommitHook>,
 }
+
+/// Called with each blob a proxy view commits (the unpack offload's early staging).
+pub type CommitHook = Arc<dyn Fn(&Digest) + Send + Sync>;
 
 impl ProxyContent {
     /// The content of the default proxy socket ([`PROXY_VIEW`]).
@@ -102,7 +106,14 @@ impl ProxyContent {
         ProxyContent {
             store,
             view: view.into(),
+            committed: None,
         }
+    }
+
+    /// Calls `hook` after each commit.
+    pub fn with_commit_hook(mut self, hook: CommitHook) -> Self {
+        self.committed = Some(hook);
+        self
     }
 }
 
@@ -201,7 +212,11 @@ impl ContentApi for ProxyContent {
         expected: Option<&Digest>,
         labels: Option<&Labels>,
     ) -> Result<Digest, Status> {
-        w.commit(size, expected, labels).map_err(errors::content)
+        let d = w.commit(size, expected, labels).map_err(errors::content)?;
+        if let Some(hook) = &self.committed {
+            hook(&d);
+        }
+        Ok(d)
     }
 
     fn claim(

@@ -292,32 +292,38 @@ type ProxyServices = (
 
 /// The Content and Snapshots services of a proxy socket serving `view`.
 fn proxy_services(stores: &Stores, config: &Config, view: &str) -> ProxyServices {
-    let content = ContentServer::new(ContentService::new(ProxyContent::for_view(
-        stores.content.clone(),
-        view,
-    )))
-    .max_decoding_message_size(MAX_MESSAGE)
-    .max_encoding_message_size(MAX_MESSAGE);
+    let offload = match config.offload.enabled {
+        true => match strata_registry::Registry::new(config.registry.clone()) {
+            Ok(registry) => Some(Offload::new(
+                stores.content.clone(),
+                registry,
+                config.root.join("tmp"),
+                config.unpack.clone(),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "unpack offload off: the registry client");
+                None
+            }
+        },
+        false => None,
+    };
+    let mut proxy_content = ProxyContent::for_view(stores.content.clone(), view);
+    if let Some(off) = &offload {
+        let (off, v) = (off.clone(), view.to_string());
+        proxy_content =
+            proxy_content.with_commit_hook(Arc::new(move |d| off.blob_committed(&v, d)));
+    }
+    let content = ContentServer::new(ContentService::new(proxy_content))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let mut proxy_snapshots = ProxySnapshots::new(
         stores.backends.clone(),
         stores.disabled.clone(),
         &config.default_snapshotter,
     )
     .with_view(view);
-    if config.offload.enabled {
-        match strata_registry::Registry::new(config.registry.clone()) {
-            Ok(registry) => {
-                let scratch = config.root.join("tmp");
-                let off = Offload::new(
-                    stores.content.clone(),
-                    registry,
-                    scratch,
-                    config.unpack.clone(),
-                );
-                proxy_snapshots = proxy_snapshots.with_offload(off);
-            }
-            Err(e) => tracing::warn!(error = %e, "unpack offload off: the registry client"),
-        }
+    if let Some(off) = offload {
+        proxy_snapshots = proxy_snapshots.with_offload(off);
     }
     let snapshots = SnapshotsServer::new(SnapshotsService::new(proxy_snapshots))
         .max_decoding_message_size(MAX_MESSAGE)

@@ -143,10 +143,18 @@ impl SnapshotsApi for ProxySnapshots {
     ) -> Result<Vec<Mount>, Status> {
         let b = self.backend(sn)?;
         if let Some(off) = &self.offload
+            && !labels.contains_key(SNAPSHOT_REF)
+            && key.contains("extract-")
+        {
+            // containerd's own unpack (`extract-<id> <chain ID>`): it applies the layer itself.
+            off.client_unpack();
+        }
+        if let Some(off) = &self.offload
             && let Some(target) = labels.get(SNAPSHOT_REF)
             && !b.serves_remotely(key, parent, &labels)
         {
-            match off.serve(b, &self.view, parent, &labels).await {
+            let name = if sn.is_empty() { &self.default } else { sn };
+            match off.serve(b, name, &self.view, parent, &labels).await {
                 Ok(true) => {
                     return Err(Status::already_exists(format!(
                         "target snapshot {target:?}: already exists"

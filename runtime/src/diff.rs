@@ -34,7 +34,7 @@ pub struct UnpackConfig {
     /// Most entries in one layer.
     pub max_layer_entries: u64,
     /// Whether a client's unpack onto `strata-overlay` applies all layers of the image at once
-    /// (see [`crate::parallel_unpack`]).
+    /// (see [`crate::parallel_unpack`]; the proxy's unpack offload stages layers the same way).
     pub parallel: bool,
 }
 

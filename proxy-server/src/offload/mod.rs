@@ -10,8 +10,13 @@
 //! applied diff ID gives, commits the snapshot under the chain ID with that label, and answers
 //! AlreadyExists: containerd then skips fetching and applying the layer. Whenever Strata cannot
 //! (no layer digest, no source, a digest mismatch), it answers as before and containerd unpacks
-//! the layer the usual way. Layer blobs fetched this way are not kept: containerd's metadata
+//! the layer the usual way. A Prepare labelled with the chain ID alone (containerd 2.x's
+//! Transfer-service import) names its layer through the manifests and configs the view holds
+//! ([`chains`]). Layer blobs fetched this way are not kept: containerd's metadata
 //! does not know them, and its garbage collector would remove them.
+
+mod chains;
+mod staged;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +27,11 @@ use strata_core::digest::Digest;
 use strata_core::labels::Labels;
 use strata_registry::{ImageRef, Registry};
 use strata_runtime::UnpackConfig;
+use strata_runtime::chain_id;
+use strata_runtime::staging::{PARALLEL_SNAPSHOTTER, move_in};
 use strata_snapshotters::{Kind, Snapshotter};
+
+use chains::ChainLayer;
 use tokio::runtime::Handle;
 
 /// The label naming the snapshot a Prepare is meant to become.
@@ -58,6 +67,8 @@ pub struct Offload {
     sources: Vec<String>,
     scratch: PathBuf,
     unpack: UnpackConfig,
+    chains: chains::Chains,
+    staging: staged::Staging,
 }
 
 /// Where a layer's bytes come from.
@@ -84,15 +95,18 @@ impl Offload {
             sources,
             scratch,
             unpack,
+            chains: chains::Chains::default(),
+            staging: staged::Staging::default(),
         }
     }
 
-    /// Serves a Prepare of `view` carrying `containerd.io/snapshot.ref`; `Ok(true)` when the
-    /// target now exists (the caller answers AlreadyExists), `Ok(false)` when containerd
-    /// should unpack.
+    /// Serves a Prepare on backend `sn` of `view` carrying `containerd.io/snapshot.ref`;
+    /// `Ok(true)` when the target now exists (the caller answers AlreadyExists), `Ok(false)`
+    /// when containerd should unpack.
     pub async fn serve(
         &self,
         b: &Arc<dyn Snapshotter>,
+        sn: &str,
         view: &str,
         parent: &str,
         labels: &Labels,
@@ -105,10 +119,6 @@ impl Offload {
             tracing::debug!(target, same, "offload: the target exists");
             return Ok(same);
         }
-        let Some((digest, source)) = self.locate(view, labels) else {
-            tracing::debug!(target, ?labels, "offload: no layer digest or source");
-            return Ok(false);
-        };
         let parent_chain = match parent {
             "" => String::new(),
             p => match b
@@ -124,6 +134,33 @@ impl Offload {
                 }
             },
         };
+        self.staging.offload_target(sn);
+        let image = self.image_of(view, target).await;
+        let registry = self.registry_image(labels);
+        let blob = match labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER)) {
+            Some(d) => Digest::parse(d).ok(),
+            None => image.as_ref().map(|(layers, at)| layers[*at].blob.clone()),
+        };
+        if sn == PARALLEL_SNAPSHOTTER && self.unpack.parallel {
+            if let Some((layers, at)) = &image {
+                self.stage_above(view, &layers[at + 1..], registry.as_ref());
+            }
+            if let Some(job) = blob.as_ref().and_then(|b| self.staging.take(b)) {
+                match self
+                    .install(b, view, target, parent, &parent_chain, job)
+                    .await
+                {
+                    Ok(()) => return Ok(true),
+                    Err(e) => {
+                        tracing::debug!(target, error = %e, "offload: the staged layer is not used")
+                    }
+                }
+            }
+        }
+        let Some((digest, source)) = blob.and_then(|d| self.source(view, d, registry)) else {
+            tracing::debug!(target, ?labels, "offload: no layer digest or source");
+            return Ok(false);
+        };
         tracing::debug!(target, %digest, parent, "offload: applying");
         let key = format!("offload-{:016x} {target}", rand::random::<u64>());
         let mounts = b
@@ -133,36 +170,122 @@ impl Offload {
         let applied = self.apply(view, &digest, source, mounts).await;
         let res = match applied {
             Ok(diff_id) if chain_id(&parent_chain, &diff_id) == *target => {
-                let labels: Labels = BTreeMap::from([(SNAPSHOT_REF.to_string(), target.clone())]);
-                match b.commit(view, target, &key, labels).await {
-                    Ok(()) => return Ok(true),
-                    Err(strata_snapshotters::Error::AlreadyExists(_)) => Ok(true),
-                    Err(e) => Err(format!("commit {target}: {e}")),
-                }
+                self.commit(b, view, target, &key).await
             }
             Ok(diff_id) => Err(format!(
                 "layer {digest} gives diff ID {diff_id}, not chain {target}"
             )),
             Err(e) => Err(e),
         };
-        if let Err(e) = b.remove(view, &key).await {
+        if res.is_err()
+            && let Err(e) = b.remove(view, &key).await
+        {
+            tracing::warn!(key, error = %e, "cannot remove an unfinished offload snapshot");
+        }
+        res.map(|()| true)
+    }
+
+    /// Commits the active `key` as `target`, labelled with its chain ID.
+    async fn commit(
+        &self,
+        b: &Arc<dyn Snapshotter>,
+        view: &str,
+        target: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        let labels: Labels = BTreeMap::from([(SNAPSHOT_REF.to_string(), target.to_string())]);
+        match b.commit(view, target, key, labels).await {
+            Ok(()) | Err(strata_snapshotters::Error::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(format!("commit {target}: {e}")),
+        }
+    }
+
+    /// Starts staging blob `d` that `view` just committed when it looks like a layer
+    /// ([`staged`]).
+    pub fn blob_committed(&self, view: &str, d: &Digest) {
+        self.prestage(view, d);
+    }
+
+    /// containerd is about to apply a layer itself: early staging stops ([`staged`]).
+    pub fn client_unpack(&self) {
+        self.staging.client_unpack();
+    }
+
+    /// Makes `target` from a staged tree ([`staged`]) when its diff ID gives that chain.
+    async fn install(
+        &self,
+        b: &Arc<dyn Snapshotter>,
+        view: &str,
+        target: &str,
+        parent: &str,
+        parent_chain: &str,
+        job: staged::StageJob,
+    ) -> Result<(), String> {
+        let staged = job.await.map_err(|e| e.to_string())??;
+        if chain_id(parent_chain, &staged.diff_id) != target {
+            let msg = format!("staged diff ID {} is not chain {target}", staged.diff_id);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+            return Err(msg);
+        }
+        tracing::debug!(target, "offload: installing a staged layer");
+        let key = format!("offload-{:016x} {target}", rand::random::<u64>());
+        let mounts = match b.prepare(view, &key, parent, Labels::new()).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ =
+                    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+                return Err(e.to_string());
+            }
+        };
+        let moved = tokio::task::spawn_blocking(move || {
+            let res = move_in(&staged, &mounts);
+            if res.is_err() {
+                let _ = std::fs::remove_dir_all(&staged.dir);
+            }
+            res
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let res = match moved {
+            Ok(()) => self.commit(b, view, target, &key).await,
+            Err(e) => Err(e),
+        };
+        if res.is_err()
+            && let Err(e) = b.remove(view, &key).await
+        {
             tracing::warn!(key, error = %e, "cannot remove an unfinished offload snapshot");
         }
         res
     }
 
-    /// The layer digest and where to read it (the store when `view` holds the blob).
-    fn locate(&self, view: &str, labels: &Labels) -> Option<(Digest, Source)> {
-        let digest = labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER))?;
-        let digest = Digest::parse(digest).ok()?;
+    /// The layers of the image whose chain `target` is, when the view holds its manifest
+    /// and config.
+    async fn image_of(&self, view: &str, target: &str) -> Option<(Arc<[ChainLayer]>, usize)> {
+        let (this, view, target) = (self.clone(), view.to_string(), target.to_string());
+        tokio::task::spawn_blocking(move || this.chains.find(&this.content, &view, &target))
+            .await
+            .ok()?
+    }
+
+    /// The image the Prepare's labels name, when its registry is one fetched from.
+    fn registry_image(&self, labels: &Labels) -> Option<ImageRef> {
+        let image = labels.get(CRI_IMAGE).or_else(|| labels.get(STARGZ_IMAGE))?;
+        let image = ImageRef::parse(image)?;
+        self.sources.contains(&image.host).then_some(image)
+    }
+
+    /// Where to read layer `digest`: the store when `view` holds it, else `registry`.
+    fn source(
+        &self,
+        view: &str,
+        digest: Digest,
+        registry: Option<ImageRef>,
+    ) -> Option<(Digest, Source)> {
         if self.content.info(view, &digest).is_ok() {
             return Some((digest, Source::Store));
         }
-        let image = labels.get(CRI_IMAGE).or_else(|| labels.get(STARGZ_IMAGE))?;
-        let image = ImageRef::parse(image)?;
-        self.sources
-            .contains(&image.host)
-            .then_some((digest, Source::Registry(image)))
+        registry.map(|image| (digest, Source::Registry(image)))
     }
 
     /// Applies the layer to the snapshot `mounts` describe; returns its diff ID.
@@ -215,35 +338,5 @@ impl Offload {
         })
         .await
         .map_err(|e| e.to_string())?
-    }
-}
-
-/// The OCI chain ID of a layer with diff ID `diff` on the chain `parent` (empty for none).
-pub fn chain_id(parent: &str, diff: &str) -> String {
-    if parent.is_empty() {
-        return diff.to_string();
-    }
-    use sha2::Digest as _;
-    let h = sha2::Sha256::digest(format!("{parent} {diff}").as_bytes());
-    format!("sha256:{}", hex::encode(h))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chain_ids_follow_the_oci_definition() {
-        assert_eq!(chain_id("", "sha256:aa"), "sha256:aa");
-        // sha256("sha256:aa sha256:bb")
-        assert_eq!(
-            chain_id("sha256:aa", "sha256:bb"),
-            format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-                    b"sha256:aa sha256:bb"
-                ))
-            )
-        );
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod layers;
 pub mod rt;
 
 use std::path::{Path, PathBuf};
@@ -60,8 +61,9 @@ impl Proxy {
             // Tasks of this daemon only (never the host's /run/strata/state).
             .arg("--state")
             .arg(self.root.with_file_name("state"))
+            // `STRATA_TEST_LOG=warn,strata_proxy::offload=debug` to follow a test by hand.
             .arg("--log-level")
-            .arg("warn")
+            .arg(std::env::var("STRATA_TEST_LOG").unwrap_or("warn".into()))
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .spawn()

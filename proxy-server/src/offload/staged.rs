@@ -1,0 +1,223 @@
+//! Layers applied ahead of containerd's Prepares, on `strata-overlay` (whose layers are
+//! independent directories), each into a staging directory ([`strata_runtime::staging`]).
+//!
+//! containerd's unpacker prepares an image's layers one after another, each once the one below
+//! it exists. Two things start layers earlier:
+//! - **Above**: when the offload serves a layer of an image whose manifest and config the view
+//!   holds ([`super::chains`]), every layer above it not staged yet starts staging (from the
+//!   store, or from the registry the Prepare names).
+//! - **Early**: while containerd writes an import's blobs, each committed blob that looks like
+//!   a layer starts staging at once — only while the offload's last Prepare went to
+//!   `strata-overlay` and no client unpack came since (containerd 1.6's `ctr images import`
+//!   applies layers itself: a tree staged for it would be wasted), within [`BUDGET`] bytes of
+//!   blobs.
+//!
+//! At most one layer per core is applied at once. The Prepare of a staged layer takes its tree:
+//! it prepares the snapshot, moves the tree in as the upper directory and commits it once the
+//! diff ID gives the chain ID asked for. A staging that fails (a layer that needs the ones
+//! below it) or is not taken within [`KEEP`] is dropped, and the layer goes the usual way.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use strata_core::digest::Digest;
+use strata_registry::ImageRef;
+use strata_runtime::staging::{self, PARALLEL_SNAPSHOTTER, Staged, looks_like_layer};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::chains::ChainLayer;
+use super::{Offload, Source};
+
+/// How long a staged layer waits to be taken.
+pub const KEEP: Duration = Duration::from_secs(120);
+/// Most blob bytes staged early and not yet taken.
+pub const BUDGET: u64 = 2 << 30;
+
+/// The staged layers, by blob digest.
+#[derive(Clone, Default)]
+pub struct Staging {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<Digest, Job>,
+    /// Blob bytes of the early jobs.
+    early_bytes: u64,
+    /// Whether the offload's last Prepare went to [`PARALLEL_SNAPSHOTTER`], with no client
+    /// unpack since.
+    overlay_unpacks: bool,
+}
+
+struct Job {
+    id: u64,
+    /// The blob's size when staged early, else 0.
+    early: u64,
+    handle: JoinHandle<Result<Staged, String>>,
+}
+
+pub type StageJob = JoinHandle<Result<Staged, String>>;
+
+impl Staging {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The staging of `blob`, if any (the caller's from now on).
+    pub fn take(&self, blob: &Digest) -> Option<StageJob> {
+        let mut st = self.state();
+        let job = st.jobs.remove(blob)?;
+        st.early_bytes -= job.early;
+        Some(job.handle)
+    }
+
+    /// The offload was asked for a layer on backend `sn`.
+    pub fn offload_target(&self, sn: &str) {
+        self.state().overlay_unpacks = sn == PARALLEL_SNAPSHOTTER;
+    }
+
+    /// containerd is applying a layer itself (a Prepare of its unpack without a target).
+    pub fn client_unpack(&self) {
+        self.state().overlay_unpacks = false;
+    }
+}
+
+impl Offload {
+    /// Starts staging each of `layers` not staged yet whose blob `view` holds, or that
+    /// `image`'s registry serves.
+    pub(super) fn stage_above(&self, view: &str, layers: &[ChainLayer], image: Option<&ImageRef>) {
+        for layer in layers {
+            if self.staging.state().jobs.contains_key(&layer.blob) {
+                continue;
+            }
+            let source = match self.content.info(view, &layer.blob) {
+                Ok(_) => Source::Store,
+                Err(_) => match image {
+                    Some(i) => Source::Registry(i.clone()),
+                    None => continue,
+                },
+            };
+            self.start(view, &layer.blob, source, 0);
+            tracing::debug!(chain = %layer.chain, blob = %layer.blob, "offload: staging a layer above");
+        }
+    }
+
+    /// Starts staging blob `d` of `view`, just committed, when it looks like a layer and
+    /// the module docs' conditions hold (from within the tokio runtime).
+    pub(super) fn prestage(&self, view: &str, d: &Digest) {
+        if !self.unpack.parallel || Handle::try_current().is_err() {
+            return;
+        }
+        let Ok(reader) = self.content.reader(view, d) else {
+            return;
+        };
+        let size = reader.size();
+        {
+            let st = self.staging.state();
+            if !st.overlay_unpacks || st.jobs.contains_key(d) || st.early_bytes + size > BUDGET {
+                return;
+            }
+        }
+        let mut head = [0u8; 512];
+        let n = reader.read_at(0, &mut head).unwrap_or(0);
+        if !looks_like_layer(&head[..n]) {
+            return;
+        }
+        self.start(view, d, Source::Store, size);
+        tracing::debug!(digest = %d, size, "offload: staging a layer early");
+    }
+
+    /// Starts the staging job of `blob` (`early`: its size when staged early, else 0), and
+    /// its expiry.
+    fn start(&self, view: &str, blob: &Digest, source: Source, early: u64) {
+        let id = rand::random::<u64>();
+        let dir = self
+            .scratch
+            .join(strata_runtime::STAGING_DIR)
+            .join(format!("offload-{id:016x}"));
+        let mut st = self.staging.state();
+        if st.jobs.contains_key(blob) {
+            return;
+        }
+        let (this, view, b) = (self.clone(), view.to_string(), blob.clone());
+        let handle = tokio::spawn(async move { this.stage(&view, &b, source, dir).await });
+        st.jobs.insert(blob.clone(), Job { id, early, handle });
+        st.early_bytes += early;
+        drop(st);
+        let (this, blob) = (self.clone(), blob.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(KEEP).await;
+            this.expire(&blob, id).await;
+        });
+    }
+
+    /// Applies `blob` into the new directory `dir` once a worker is free.
+    async fn stage(
+        &self,
+        view: &str,
+        blob: &Digest,
+        source: Source,
+        dir: PathBuf,
+    ) -> Result<Staged, String> {
+        let _worker = staging::workers()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (this, view, blob) = (self.clone(), view.to_string(), blob.clone());
+        let rt = Handle::current();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let cfg = &this.unpack;
+            match source {
+                Source::Store => {
+                    let r = this
+                        .content
+                        .reader(&view, &blob)
+                        .map_err(|e| e.to_string())?;
+                    staging::stage(r.stream(), &blob, &dir, true, cfg)
+                }
+                Source::Registry(image) => {
+                    let body = this
+                        .registry
+                        .open_blob(&rt, &image, &blob.to_string())
+                        .map_err(|e| e.to_string())?;
+                    staging::stage(body, &blob, &dir, true, cfg)
+                }
+            }
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Drops the staging `id` of `blob` when nobody took it. An early one left untaken stops
+    /// early staging until the offload serves `strata-overlay` again.
+    async fn expire(&self, blob: &Digest, id: u64) {
+        let job = {
+            let mut st = self.staging.state();
+            if st.jobs.get(blob).is_none_or(|j| j.id != id) {
+                return;
+            }
+            let job = st.jobs.remove(blob).expect("present");
+            st.early_bytes -= job.early;
+            if job.early > 0 {
+                st.overlay_unpacks = false;
+            }
+            job
+        };
+        discard(job.handle).await;
+        tracing::debug!(%blob, "offload: a staged layer was not taken");
+    }
+}
+
+/// Waits for a staging and removes its tree.
+async fn discard(job: StageJob) {
+    if let Ok(Ok(staged)) = job.await {
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+    }
+}
