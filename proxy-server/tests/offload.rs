@@ -123,25 +123,14 @@ async fn layer_dir(s: &mut SnapshotsClient<Channel>, name: &str) -> PathBuf {
         .unwrap()
         .into_inner()
         .mounts;
-    let dir = match m[0].r#type.as_str() {
-        "bind" => m[0].source.clone(),
-        _ => m[0]
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("lowerdir="))
-            .unwrap()
-            .split(':')
-            .next()
-            .unwrap()
-            .to_string(),
-    };
+    let dir = top_layer(&m);
     s.remove(RemoveSnapshotRequest {
         snapshotter: SN.into(),
         key,
     })
     .await
     .unwrap();
-    dir.into()
+    dir
 }
 
 /// The offload's staging directories under the daemon's root.

@@ -258,19 +258,7 @@ async fn layer_dir(rt: &Rt, name: &str) -> std::path::PathBuf {
         .unwrap()
         .into_inner()
         .mounts;
-    let dir = match m[0].r#type.as_str() {
-        "bind" => m[0].source.clone(),
-        _ => m[0]
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("lowerdir="))
-            .unwrap()
-            .split(':')
-            .next()
-            .unwrap()
-            .to_string(),
-    };
-    dir.into()
+    top_layer(&m)
 }
 
 async fn stat(rt: &Rt, lease: Option<&str>, key: &str) -> Result<String, tonic::Status> {

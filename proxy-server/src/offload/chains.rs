@@ -7,7 +7,7 @@
 //! is kept by digest, which names its bytes for good; whether the view still holds a blob is
 //! asked again at each lookup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use strata_content::ContentStore;
@@ -28,10 +28,16 @@ pub struct Chains {
 struct Known {
     /// Every blob looked at, by digest.
     kinds: HashMap<Digest, Kind>,
-    /// Chain ID to the layers of an image that has it and its place there, for every manifest
-    /// whose config has been seen.
-    chains: HashMap<String, (Arc<[ChainLayer]>, usize)>,
+    /// Chain ID to the layers of each image that has it and its place there (oldest first),
+    /// for every manifest whose config has been seen. Images can share a chain ID with other
+    /// blobs (an image and its zstd twin).
+    chains: HashMap<String, Vec<Found>>,
+    /// The manifests already in `chains`.
+    indexed: HashSet<Digest>,
 }
+
+/// An image's layers and a place among them.
+pub type Found = (Arc<[ChainLayer]>, usize);
 
 /// A layer of an image: its blob, its chain ID and that of the layers below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,16 +55,17 @@ enum Kind {
 
 impl Chains {
     /// The layers of an image whose manifest and config `view` holds and that has the chain
-    /// ID `chain`, with that layer's place among them (blocking: it may read the view's new
-    /// small blobs). The layer blobs themselves may be elsewhere (a pull not fetched yet).
-    pub fn find(
-        &self,
-        store: &ContentStore,
-        view: &str,
-        chain: &str,
-    ) -> Option<(Arc<[ChainLayer]>, usize)> {
+    /// ID `chain`, with that layer's place among them: one whose layer blob the view holds
+    /// (the newest known), else the newest (a pull that has not fetched it). Blocking: it may
+    /// read the view's new small blobs.
+    pub fn find(&self, store: &ContentStore, view: &str, chain: &str) -> Option<Found> {
+        let held = |(image, at): &&Found| store.info(view, &image[*at].blob).is_ok();
         let mut known = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = known.chains.get(chain) {
+        if let Some(found) = known
+            .chains
+            .get(chain)
+            .and_then(|c| c.iter().rev().find(held))
+        {
             return Some(found.clone());
         }
         let infos = store.list(view, &[]).ok()?;
@@ -77,22 +84,23 @@ impl Chains {
         if learnt {
             known.index();
         }
-        known.chains.get(chain).cloned()
+        let found = known.chains.get(chain)?;
+        found.iter().rev().find(held).or(found.last()).cloned()
     }
 }
 
 impl Known {
-    /// Adds the chain IDs of every manifest whose config is known.
+    /// Adds the chain IDs of every manifest not indexed yet whose config is known.
     fn index(&mut self) {
         let mut images = Vec::new();
-        for kind in self.kinds.values() {
+        for (d, kind) in &self.kinds {
             let Kind::Manifest { config, layers } = kind else {
                 continue;
             };
             let Some(Kind::Config { diff_ids }) = self.kinds.get(config) else {
                 continue;
             };
-            if diff_ids.len() != layers.len() {
+            if diff_ids.len() != layers.len() || self.indexed.contains(d) {
                 continue;
             }
             let mut parent = String::new();
@@ -106,12 +114,14 @@ impl Known {
                 });
                 parent = chain;
             }
-            images.push(Arc::<[ChainLayer]>::from(image));
+            images.push((d.clone(), Arc::<[ChainLayer]>::from(image)));
         }
-        for image in images {
+        for (d, image) in images {
             for (i, l) in image.iter().enumerate() {
-                self.chains.insert(l.chain.clone(), (image.clone(), i));
+                let found = self.chains.entry(l.chain.clone()).or_default();
+                found.push((image.clone(), i));
             }
+            self.indexed.insert(d);
         }
     }
 }
@@ -216,18 +226,35 @@ mod tests {
             image[..],
             [
                 ChainLayer {
-                    blob: l1,
+                    blob: l1.clone(),
                     chain: d1.clone(),
                     parent: String::new()
                 },
                 ChainLayer {
-                    blob: l2,
+                    blob: l2.clone(),
                     chain: c2.clone(),
                     parent: d1.clone()
                 },
             ]
         );
         assert_eq!(chains.find(&store, "v", &d1).map(|(_, at)| at), Some(0));
+        // A twin image (other blobs, same diff IDs): the one whose blob the view holds.
+        let (t1, t2) = (
+            put(&store, b"\x28\xb5\x2f\xfdone"),
+            put(&store, b"\x28\xb5\x2f\xfdtwo"),
+        );
+        let twin = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"digest": c.to_string(), "size": 1},
+            "layers": [layer(&t1), layer(&t2)],
+        });
+        put(&store, twin.to_string().as_bytes());
+        assert_eq!(chains.find(&store, "v", &c2).unwrap().0[1].blob, l2);
+        store.delete("v", &l2).unwrap();
+        assert_eq!(chains.find(&store, "v", &c2).unwrap().0[1].blob, t2);
+        store.delete("v", &t2).unwrap();
+        // Neither blob held (a pull that has not fetched it): the newest image.
+        assert_eq!(chains.find(&store, "v", &c2).unwrap().0[1].blob, t2);
         assert_eq!(chains.find(&store, "v", &sha(b"other")), None);
         // Another view holds none of it.
         assert_eq!(Chains::default().find(&store, "w", &c2), None);

@@ -31,7 +31,7 @@ use strata_runtime::chain_id;
 use strata_runtime::staging::{PARALLEL_SNAPSHOTTER, move_in};
 use strata_snapshotters::{Kind, Snapshotter};
 
-use chains::ChainLayer;
+use chains::Found;
 use tokio::runtime::Handle;
 
 /// The label naming the snapshot a Prepare is meant to become.
@@ -69,6 +69,14 @@ pub struct Offload {
     unpack: UnpackConfig,
     chains: chains::Chains,
     staging: staged::Staging,
+}
+
+/// The snapshot a Prepare asks for: its name (the chain ID), its parent's name and chain ID.
+#[derive(Clone, Copy)]
+struct Want<'a> {
+    target: &'a str,
+    parent: &'a str,
+    parent_chain: &'a str,
 }
 
 /// Where a layer's bytes come from.
@@ -134,22 +142,29 @@ impl Offload {
                 }
             },
         };
+        let want = Want {
+            target,
+            parent,
+            parent_chain: &parent_chain,
+        };
         self.staging.offload_target(sn);
-        let image = self.image_of(view, target).await;
+        let labelled = labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER));
+        let parallel = sn == PARALLEL_SNAPSHOTTER && self.unpack.parallel;
+        let image = match labelled.is_none() || parallel {
+            true => self.image_of(view, target).await,
+            false => None,
+        };
         let registry = self.registry_image(labels);
-        let blob = match labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER)) {
+        let blob = match labelled {
             Some(d) => Digest::parse(d).ok(),
             None => image.as_ref().map(|(layers, at)| layers[*at].blob.clone()),
         };
-        if sn == PARALLEL_SNAPSHOTTER && self.unpack.parallel {
+        if parallel {
             if let Some((layers, at)) = &image {
                 self.stage_above(view, &layers[at + 1..], registry.as_ref());
             }
             if let Some(job) = blob.as_ref().and_then(|b| self.staging.take(b)) {
-                match self
-                    .install(b, view, target, parent, &parent_chain, job)
-                    .await
-                {
+                match self.install(b, view, &want, job).await {
                     Ok(()) => return Ok(true),
                     Err(e) => {
                         tracing::debug!(target, error = %e, "offload: the staged layer is not used")
@@ -162,14 +177,33 @@ impl Offload {
             return Ok(false);
         };
         tracing::debug!(target, %digest, parent, "offload: applying");
+        self.apply_as(b, view, &want, &digest, source)
+            .await
+            .map(|()| true)
+    }
+
+    /// Applies layer `digest` and commits it as `want.target` when its diff ID gives that
+    /// chain.
+    async fn apply_as(
+        &self,
+        b: &Arc<dyn Snapshotter>,
+        view: &str,
+        want: &Want<'_>,
+        digest: &Digest,
+        source: Source,
+    ) -> Result<(), String> {
+        let Want {
+            target,
+            parent,
+            parent_chain,
+        } = *want;
         let key = format!("offload-{:016x} {target}", rand::random::<u64>());
         let mounts = b
             .prepare(view, &key, parent, Labels::new())
             .await
             .map_err(|e| e.to_string())?;
-        let applied = self.apply(view, &digest, source, mounts).await;
-        let res = match applied {
-            Ok(diff_id) if chain_id(&parent_chain, &diff_id) == *target => {
+        let res = match self.apply(view, digest, source, mounts).await {
+            Ok(diff_id) if chain_id(parent_chain, &diff_id) == *target => {
                 self.commit(b, view, target, &key).await
             }
             Ok(diff_id) => Err(format!(
@@ -182,7 +216,7 @@ impl Offload {
         {
             tracing::warn!(key, error = %e, "cannot remove an unfinished offload snapshot");
         }
-        res.map(|()| true)
+        res
     }
 
     /// Commits the active `key` as `target`, labelled with its chain ID.
@@ -216,11 +250,14 @@ impl Offload {
         &self,
         b: &Arc<dyn Snapshotter>,
         view: &str,
-        target: &str,
-        parent: &str,
-        parent_chain: &str,
+        want: &Want<'_>,
         job: staged::StageJob,
     ) -> Result<(), String> {
+        let Want {
+            target,
+            parent,
+            parent_chain,
+        } = *want;
         let staged = job.await.map_err(|e| e.to_string())??;
         if chain_id(parent_chain, &staged.diff_id) != target {
             let msg = format!("staged diff ID {} is not chain {target}", staged.diff_id);
@@ -261,7 +298,7 @@ impl Offload {
 
     /// The layers of the image whose chain `target` is, when the view holds its manifest
     /// and config.
-    async fn image_of(&self, view: &str, target: &str) -> Option<(Arc<[ChainLayer]>, usize)> {
+    async fn image_of(&self, view: &str, target: &str) -> Option<Found> {
         let (this, view, target) = (self.clone(), view.to_string(), target.to_string());
         tokio::task::spawn_blocking(move || this.chains.find(&this.content, &view, &target))
             .await

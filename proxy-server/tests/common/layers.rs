@@ -1,6 +1,6 @@
 //! Layers for tests: tars built entry by entry, and trees listed entry by entry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A tar entry for [`tar_of`]: name, kind, mode, data or link target.
 pub type Entry<'a> = (&'a str, tar::EntryType, u32, &'a [u8]);
@@ -136,4 +136,22 @@ pub fn without_dir_mtimes(entries: Vec<String>) -> Vec<String> {
             None => e,
         })
         .collect()
+}
+
+/// The topmost directory of a View's overlay `mounts`: the committed snapshot it was made of.
+pub fn top_layer(mounts: &[strata_proxy::api::types::Mount]) -> PathBuf {
+    let m = &mounts[0];
+    let dir = match m.r#type.as_str() {
+        "bind" => m.source.clone(),
+        _ => m
+            .options
+            .iter()
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string(),
+    };
+    dir.into()
 }
