@@ -147,7 +147,6 @@ impl Offload {
             parent,
             parent_chain: &parent_chain,
         };
-        self.staging.offload_target(sn);
         let labelled = labels.get(CRI_LAYER).or_else(|| labels.get(STARGZ_LAYER));
         let parallel = sn == PARALLEL_SNAPSHOTTER && self.unpack.parallel;
         let image = match labelled.is_none() || parallel {
@@ -165,7 +164,10 @@ impl Offload {
             }
             if let Some(job) = blob.as_ref().and_then(|b| self.staging.take(b)) {
                 match self.install(b, view, &want, job).await {
-                    Ok(()) => return Ok(true),
+                    Ok(()) => {
+                        self.staging.offload_target(sn, labels);
+                        return Ok(true);
+                    }
                     Err(e) => {
                         tracing::debug!(target, error = %e, "offload: the staged layer is not used")
                     }
@@ -174,9 +176,12 @@ impl Offload {
         }
         let Some((digest, source)) = blob.and_then(|d| self.source(view, d, registry)) else {
             tracing::debug!(target, ?labels, "offload: no layer digest or source");
+            // containerd applies this layer itself: no early staging for it.
+            self.staging.client_unpack();
             return Ok(false);
         };
         tracing::debug!(target, %digest, parent, "offload: applying");
+        self.staging.offload_target(sn, labels);
         self.apply_as(b, view, &want, &digest, source)
             .await
             .map(|()| true)

@@ -7,10 +7,10 @@
 //!   holds ([`super::chains`]), every layer above it not staged yet starts staging (from the
 //!   store, or from the registry the Prepare names).
 //! - **Early**: while containerd writes an import's blobs, each committed blob that looks like
-//!   a layer starts staging at once — only while the offload's last Prepare went to
-//!   `strata-overlay` and no client unpack came since (containerd 1.6's `ctr images import`
-//!   applies layers itself: a tree staged for it would be wasted), within [`BUDGET`] bytes of
-//!   blobs.
+//!   a layer starts staging at once — only while the last layer the offload served was an
+//!   import's (not a pull's) onto `strata-overlay` and containerd applied none itself since
+//!   (containerd 1.6's `ctr images import`, 2.x's `ctr images pull --local`: a tree staged
+//!   for them would be wasted), within [`BUDGET`] bytes of blobs.
 //!
 //! At most one layer per core is applied at once. The Prepare of a staged layer takes its tree:
 //! it prepares the snapshot, moves the tree in as the upper directory and commits it once the
@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use strata_core::digest::Digest;
+use strata_core::labels::Labels;
 use strata_registry::ImageRef;
 use strata_runtime::staging::{self, PARALLEL_SNAPSHOTTER, Staged, looks_like_layer};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::chains::ChainLayer;
-use super::{Offload, Source};
+use super::{CRI_IMAGE, Offload, STARGZ_IMAGE, Source};
 
 /// How long a staged layer waits to be taken.
 pub const KEEP: Duration = Duration::from_secs(120);
@@ -74,12 +75,16 @@ impl Staging {
         Some(job.handle)
     }
 
-    /// The offload was asked for a layer on backend `sn`.
-    pub fn offload_target(&self, sn: &str) {
-        self.state().overlay_unpacks = sn == PARALLEL_SNAPSHOTTER;
+    /// The offload serves a layer on backend `sn` for a Prepare labelled `labels`. Only an
+    /// import's turns early staging on: in a pull (labels naming the image), the blobs
+    /// containerd still fetches are layers the offload applies from the registry.
+    pub fn offload_target(&self, sn: &str, labels: &Labels) {
+        let pull = labels.contains_key(CRI_IMAGE) || labels.contains_key(STARGZ_IMAGE);
+        self.state().overlay_unpacks = sn == PARALLEL_SNAPSHOTTER && !pull;
     }
 
-    /// containerd is applying a layer itself (a Prepare of its unpack without a target).
+    /// containerd is applying a layer itself (a Prepare of its unpack without a target, or
+    /// one the offload cannot serve).
     pub fn client_unpack(&self) {
         self.state().overlay_unpacks = false;
     }
