@@ -13,11 +13,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use sha2::{Digest as _, Sha256};
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
 use strata_snapshotters::Info;
 
+use crate::chain::chain_id;
 use crate::gc::mark::Node;
 use crate::remote::{RemoteRecord, layer_in_manifest, source_of};
 use crate::snapshots::{SNAPSHOT_REF, lease_kind};
@@ -34,15 +34,6 @@ const STORE_BLOB: &str = "containerd.io/snapshot/strata.store-blob";
 /// How many images' manifests a lookup reads at most (a namespace with more is searched only
 /// that far).
 const MAX_MANIFESTS: usize = 256;
-
-/// The OCI chain ID of `diff` on `parent` (`""` for the first layer).
-pub fn chain_id(parent: &str, diff: &str) -> String {
-    if parent.is_empty() {
-        return diff.to_string();
-    }
-    let h = Sha256::digest(format!("{parent} {diff}").as_bytes());
-    format!("sha256:{}", hex::encode(h))
-}
 
 /// A layer of an image in the namespace: its blob and the chain ID of the layers below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,21 +240,5 @@ impl Runtime {
         }
         bytes.truncate(at);
         Some(bytes)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chain_ids_follow_the_oci_definition() {
-        let a = "sha256:aaaa";
-        assert_eq!(chain_id("", a), a);
-        let want = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(b"sha256:aaaa sha256:bbbb"))
-        );
-        assert_eq!(chain_id(a, "sha256:bbbb"), want);
     }
 }

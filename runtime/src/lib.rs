@@ -23,6 +23,7 @@
 //! ([`gc::mark`]) and runs without blocking any API call; only the sweep's final step holds
 //! back mutations, never reads.
 
+mod chain;
 mod containers;
 mod content;
 mod ctx;
@@ -49,6 +50,7 @@ use rocksdb::DB;
 use strata_content::ContentStore;
 use strata_snapshotters::Snapshotter;
 
+pub use chain::{ChainLayer, chain_id, chain_layers};
 pub use containers::{Container, ContainerRuntime, Containers};
 pub use content::{NsContent, Opened, SharedIngest};
 pub use ctx::{Ctx, view_of};
@@ -57,7 +59,7 @@ pub use error::{Error, Result};
 pub use events::{AnyValue, Envelope, Event, Exchange};
 pub use gc::{GcConfig, GcStats};
 pub use images::{Descriptor, Image, Images};
-pub use lazy_stat::{LAZY_SNAPSHOTTER, chain_id};
+pub use lazy_stat::LAZY_SNAPSHOTTER;
 pub use leases::{Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
 pub use remote::{BlobFetcher, FILL_VIEW, RemoteRecord, wait_fill_threads};

@@ -23,21 +23,16 @@ use strata_core::labels::Labels;
 use strata_snapshotters::Info;
 use tokio::task::JoinHandle;
 
+use crate::chain::{ChainLayer, chain_id, chain_layers};
 use crate::diff::UNCOMPRESSED;
-use crate::lazy_stat::chain_id;
 use crate::staging::{self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, move_in, workers};
 use crate::{Ctx, Error, Result, Runtime};
 
 /// How many images (newest first) a lookup reads at most.
 const MAX_IMAGES: usize = 64;
 
-/// A layer to stage: its blob, its chain ID and that of the layers below it.
-#[derive(Debug, Clone)]
-struct Layer {
-    blob: Digest,
-    chain: String,
-    parent: String,
-}
+/// A layer to stage.
+type Layer = ChainLayer;
 
 /// `staged` when its diff ID gives `layer`'s chain ID.
 fn checked(layer: &Layer, staged: Staged) -> Result<Staged> {
@@ -297,21 +292,14 @@ impl Runtime {
         let config: Digest = m.get("config")?.get("digest")?.as_str()?.parse().ok()?;
         let config = self.json_blob(ctx, &config)?;
         let diffs = config.get("rootfs")?.get("diff_ids")?.as_array()?;
-        let layers = m.get("layers")?.as_array()?;
-        if diffs.len() != layers.len() {
-            return None;
-        }
-        let mut parent = String::new();
-        let mut out = Vec::with_capacity(layers.len());
-        for (diff, layer) in diffs.iter().zip(layers) {
-            let chain = chain_id(&parent, diff.as_str()?);
-            out.push(Layer {
-                blob: layer.get("digest")?.as_str()?.parse().ok()?,
-                chain: chain.clone(),
-                parent,
-            });
-            parent = chain;
-        }
-        Some(out)
+        let diffs: Option<Vec<&str>> = diffs.iter().map(|d| d.as_str()).collect();
+        let blobs: Option<Vec<Digest>> = m
+            .get("layers")?
+            .as_array()?
+            .iter()
+            .map(|l| l.get("digest")?.as_str()?.parse().ok())
+            .collect();
+        let (diffs, blobs) = (diffs?, blobs?);
+        (diffs.len() == blobs.len()).then(|| chain_layers(&diffs, &blobs))
     }
 }

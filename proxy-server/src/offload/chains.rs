@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use strata_content::ContentStore;
 use strata_core::digest::Digest;
 
-use strata_runtime::chain_id;
+pub use strata_runtime::ChainLayer;
+use strata_runtime::chain_layers;
 
 /// Blobs larger than this are never manifests or configs (containerd's limit for both).
 const MAX_JSON: u64 = 4 << 20;
@@ -38,14 +39,6 @@ struct Known {
 
 /// An image's layers and a place among them.
 pub type Found = (Arc<[ChainLayer]>, usize);
-
-/// A layer of an image: its blob, its chain ID and that of the layers below it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainLayer {
-    pub blob: Digest,
-    pub chain: String,
-    pub parent: String,
-}
 
 enum Kind {
     Other,
@@ -103,17 +96,7 @@ impl Known {
             if diff_ids.len() != layers.len() || self.indexed.contains(d) {
                 continue;
             }
-            let mut parent = String::new();
-            let mut image = Vec::with_capacity(layers.len());
-            for (diff, blob) in diff_ids.iter().zip(layers) {
-                let chain = chain_id(&parent, diff);
-                image.push(ChainLayer {
-                    blob: blob.clone(),
-                    chain: chain.clone(),
-                    parent,
-                });
-                parent = chain;
-            }
+            let image = chain_layers(diff_ids, layers);
             images.push((d.clone(), Arc::<[ChainLayer]>::from(image)));
         }
         for (d, image) in images {
@@ -175,6 +158,8 @@ fn read_small(store: &ContentStore, view: &str, d: &Digest) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use strata_runtime::chain_id;
+
     use super::*;
 
     fn sha(bytes: &[u8]) -> String {
