@@ -266,7 +266,7 @@ impl Offload {
         let staged = job.await.map_err(|e| e.to_string())??;
         if chain_id(parent_chain, &staged.diff_id) != target {
             let msg = format!("staged diff ID {} is not chain {target}", staged.diff_id);
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+            staged::remove_tree(staged.dir).await;
             return Err(msg);
         }
         tracing::debug!(target, "offload: installing a staged layer");
@@ -274,8 +274,7 @@ impl Offload {
         let mounts = match b.prepare(view, &key, parent, Labels::new()).await {
             Ok(m) => m,
             Err(e) => {
-                let _ =
-                    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+                staged::remove_tree(staged.dir).await;
                 return Err(e.to_string());
             }
         };

@@ -223,6 +223,11 @@ impl Offload {
 /// Waits for a staging and removes its tree.
 async fn discard(job: StageJob) {
     if let Ok(Ok(staged)) = job.await {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staged.dir)).await;
+        remove_tree(staged.dir).await;
     }
+}
+
+/// Removes a staged tree nobody will use.
+pub async fn remove_tree(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
 }
