@@ -439,15 +439,3 @@ fn scratch_dirs(scratch: &Path, prefix: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
-
-/// Polls `cond` for up to 10 s.
-async fn wait_for(cond: impl Fn() -> bool, what: &str) {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
