@@ -36,7 +36,9 @@ pub struct NewSnapshot<'a> {
 ///
 /// ```text
 /// open(dir)                         once, when the backend is constructed
-/// create_temp -> fill -> install    a new snapshot: build `new-*`, then make it `<id>` (durably)
+/// create_temp -> fill -> install    a new snapshot: build `new-*`, then make it `<id>` (durably;
+///                                   an active or view one with install_active, which may skip
+///                                   the sync: a lost directory is rebuilt at open)
 ///   (then the record is written; a crash before it leaves an orphan for `cleanup`)
 /// mounts / usage                    while it lives
 /// committed(id)                     after its Commit is recorded
@@ -71,6 +73,15 @@ pub trait Layout: std::fmt::Debug + Send + Sync + 'static {
     /// dataset is renamed with `zfs rename`).
     fn install(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
         dirs.install(tmp, id).map(drop)
+    }
+    /// [`Layout::install`] for a new active or view snapshot (plain: the same). A layout whose
+    /// [`Layout::fill`] of such a snapshot is cheap may skip the directory sync here: the
+    /// record's sync after it makes the rename durable on a file system with one ordered
+    /// journal (ext4, xfs), and elsewhere the backend rebuilds, at open, the directory of every
+    /// active or view snapshot whose record outlived it (with `fill` and a durable `install`),
+    /// which is the state the Prepare answered.
+    fn install_active(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
+        self.install(dirs, tmp, id)
     }
     /// Prepare's remote-snapshot hook (containerd's remote snapshotter protocol): the name of a
     /// committed snapshot this layout can provide itself instead of letting the client unpack
@@ -135,8 +146,10 @@ impl<L: Layout> Backend<L> {
     /// ```
     pub fn with_layout(meta: &Metadata, name: &str, dir: &Path, layout: L) -> Result<Self> {
         layout.open(dir)?;
+        let base = Base::new(meta.db(), name, dir)?;
+        base.rebuild_lost(&layout)?;
         Ok(Backend {
-            inner: Arc::new((Base::new(meta.db(), name, dir)?, layout)),
+            inner: Arc::new((base, layout)),
         })
     }
 

@@ -3,9 +3,11 @@
 //!
 //! Creation builds `new-<random>`, renames it to `<id>` (an id reserved from the metastore's
 //! counter), and only then writes the record; removal writes the metastore first and deletes
-//! the directory after. A crash therefore leaves only orphan directories, which Cleanup deletes,
-//! never a record without its directory. Cleanup takes the `gc` lock exclusively so it never
-//! races a creation or removal in progress.
+//! the directory after. A crash therefore leaves orphan directories, which Cleanup deletes; a
+//! record can outlive its directory only where a layout installs an active snapshot's
+//! directory without a sync ([`Layout::install_active`]), and opening the backend rebuilds
+//! those ([`Base::rebuild_lost`]). Cleanup takes the `gc` lock exclusively so it never races a
+//! creation or removal in progress.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -71,7 +73,7 @@ impl Base {
                 parent_ids: &parent_ids,
                 labels: &labels,
             };
-            self.build_dir(l, id, &new)
+            self.build_dir(l, id, &new, false)
                 .map_err(|e| self.lost_race(view, kind, key, parent, e.for_key(key)))?;
         }
         let res = self
@@ -102,7 +104,7 @@ impl Base {
             labels: &labels,
         };
         let race = |e: Error| self.lost_race(view, Kind::Active, name, parent, e.for_key(name));
-        self.build_dir(l, id, &new).map_err(race)?;
+        self.build_dir(l, id, &new, true).map_err(race)?;
         let snap = Snapshot {
             id,
             kind: Kind::Committed,
@@ -138,13 +140,23 @@ impl Base {
         }
     }
 
-    /// Builds a directory with [`Layout::fill`] and installs it as `<id>`; on failure it is
-    /// deleted (a failure to delete it is logged, and left to Cleanup).
-    fn build_dir<L: Layout>(&self, l: &L, id: u64, new: &NewSnapshot<'_>) -> Result<()> {
+    /// Builds a directory with [`Layout::fill`] and installs it as `<id>` ([`Layout::install`]
+    /// when `durable` or committed, else [`Layout::install_active`]); on failure it is deleted
+    /// (a failure to delete it is logged, and left to Cleanup).
+    fn build_dir<L: Layout>(
+        &self,
+        l: &L,
+        id: u64,
+        new: &NewSnapshot<'_>,
+        durable: bool,
+    ) -> Result<()> {
         let tmp = l.create_temp(&self.dirs)?;
-        let res = l
-            .fill(&self.dirs, &tmp, new)
-            .and_then(|()| l.install(&self.dirs, &tmp, id));
+        let res = l.fill(&self.dirs, &tmp, new).and_then(|()| {
+            match durable || new.kind == Kind::Committed {
+                true => l.install(&self.dirs, &tmp, id),
+                false => l.install_active(&self.dirs, &tmp, id),
+            }
+        });
         if res.is_err()
             && let Err(e) = l.remove_tree(&tmp)
         {
@@ -214,6 +226,42 @@ impl Base {
         Ok(())
     }
 
+    /// Rebuilds, durably, the directory of every active or view snapshot whose record
+    /// outlived it (a crash after a Prepare whose directory was installed without a sync, see
+    /// [`Layout::install_active`]): the state that Prepare answered. A committed snapshot
+    /// without its directory cannot be rebuilt; it is logged.
+    pub fn rebuild_lost<L: Layout>(&self, l: &L) -> Result<()> {
+        let _g = self.exclusive();
+        for s in self.ms.stored()? {
+            let has_parent = !s.parent.is_empty();
+            if !l.own_dir(s.snap.kind, has_parent) || self.dirs.path(s.snap.id).exists() {
+                continue;
+            }
+            if s.snap.kind == Kind::Committed {
+                tracing::error!(
+                    key = s.key,
+                    id = s.snap.id,
+                    "committed snapshot has no directory"
+                );
+                continue;
+            }
+            let new = NewSnapshot {
+                kind: s.snap.kind,
+                key: &s.key,
+                parent: &s.parent,
+                parent_ids: &s.snap.parent_ids,
+                labels: &s.labels,
+            };
+            self.build_dir(l, s.snap.id, &new, true)?;
+            tracing::warn!(
+                key = s.key,
+                id = s.snap.id,
+                "rebuilt a lost snapshot directory"
+            );
+        }
+        Ok(())
+    }
+
     /// Deletes every directory that is not a live snapshot's.
     pub fn cleanup<L: Layout>(&self, l: &L) -> Result<()> {
         let _g = self.exclusive();
@@ -278,6 +326,66 @@ mod tests {
         let db = strata_core::db::open(&root.join("db"), crate::COLUMN_FAMILIES).unwrap();
         let base = Base::new(db.clone(), "t", &root.join("dir")).unwrap();
         (db, base)
+    }
+
+    /// Overlay installs an active snapshot's directory without a directory fsync; a crash
+    /// that loses it (simulated: deleted) leaves a record without a directory, and opening the
+    /// backend rebuilds it as Prepare made it (empty `fs` owned like the parent's, `work`).
+    #[test]
+    fn lost_active_directories_are_rebuilt_at_open() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let (db, base) = open(d.path());
+        let l = OverlayLayout::default();
+        let p = base
+            .create(&l, "v", Kind::Active, "p-a", "", Labels::new())
+            .unwrap();
+        let pfs = base.dirs.path(p.id).join("fs");
+        std::fs::write(pfs.join("f"), b"layer").unwrap();
+        std::os::unix::fs::lchown(&pfs, Some(4242), Some(4343)).unwrap();
+        base.commit(&l, "v", "p", "p-a", Labels::new()).unwrap();
+        let a = base
+            .create(&l, "v", Kind::Active, "a", "p", Labels::new())
+            .unwrap();
+        let w = base
+            .create(&l, "other", Kind::View, "w", "", Labels::new())
+            .unwrap();
+        for id in [a.id, w.id] {
+            std::fs::remove_dir_all(base.dirs.path(id)).unwrap();
+        }
+        drop(base);
+        let base = Base::new(db.clone(), "t", &d.path().join("dir")).unwrap();
+        base.rebuild_lost(&l).unwrap();
+        let afs = base.dirs.path(a.id).join("fs");
+        let md = std::fs::symlink_metadata(&afs).unwrap();
+        assert_eq!((md.uid(), md.gid()), (4242, 4343));
+        assert_eq!(std::fs::read_dir(&afs).unwrap().count(), 0);
+        assert!(base.dirs.path(a.id).join("work").is_dir());
+        assert!(base.dirs.path(w.id).join("fs").is_dir());
+        assert_eq!(std::fs::read(pfs.join("f")).unwrap(), b"layer");
+        let m = l.mounts(&base.dirs, &base.ms.get_snapshot("v", "a").unwrap());
+        assert!(m.is_ok(), "{m:?}");
+        // A committed snapshot without its directory cannot be rebuilt: logged, open goes on.
+        std::fs::remove_dir_all(base.dirs.path(p.id)).unwrap();
+        let base = Base::new(db, "t", &d.path().join("dir")).unwrap();
+        base.rebuild_lost(&l).unwrap();
+        assert!(!base.dirs.path(p.id).exists());
+    }
+
+    /// Native installs an empty active directory without a sync too; a lost one comes back.
+    #[test]
+    fn lost_empty_native_directory_is_rebuilt_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        let (db, base) = open(d.path());
+        let l = NativeLayout::default();
+        let a = base
+            .create(&l, "v", Kind::Active, "a", "", Labels::new())
+            .unwrap();
+        std::fs::remove_dir_all(base.dirs.path(a.id)).unwrap();
+        let base = Base::new(db, "t", &d.path().join("dir")).unwrap();
+        base.rebuild_lost(&l).unwrap();
+        assert!(base.dirs.path(a.id).is_dir());
+        assert_eq!(std::fs::read_dir(base.dirs.path(a.id)).unwrap().count(), 0);
     }
 
     /// Regression: the losers of a race on one key got their cleanup's error (Unknown)

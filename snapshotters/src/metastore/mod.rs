@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rocksdb::{ColumnFamily, DB, IteratorMode};
 use strata_core::db::prefix_bounds;
 use strata_core::filters::parse_all;
+use strata_core::labels::Labels;
 
 use crate::{Error, Info, Kind, Result, Usage};
 use record::{InfoFields, Record, info_key, view_prefix};
@@ -45,6 +46,24 @@ pub struct Snapshot {
     pub kind: Kind,
     /// Ids of the parent chain, immediate parent first, root last.
     pub parent_ids: Vec<u64>,
+}
+
+/// One snapshot as [`Metastore::stored`] lists it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub parent: String,
+    pub labels: Labels,
+    pub snap: Snapshot,
+}
+
+/// `view \0 key` (a key's bytes after the backend prefix) split in two.
+fn split_view_key(rest: &[u8]) -> Option<(String, String)> {
+    let at = rest.iter().position(|b| *b == 0)?;
+    Some((
+        String::from_utf8_lossy(&rest[..at]).into_owned(),
+        String::from_utf8_lossy(&rest[at + 1..]).into_owned(),
+    ))
 }
 
 /// The shared snapshot metastore of one backend (see the module docs).
@@ -105,6 +124,31 @@ impl Metastore {
             if filter.matches(&InfoFields(&info)) {
                 out.push(info);
             }
+        }
+        Ok(out)
+    }
+
+    /// Every snapshot of this backend, in every view, with its parent chain (a snapshot whose
+    /// parent record is missing is skipped: it has no directory to rebuild from).
+    pub fn stored(&self) -> Result<Vec<Stored>> {
+        let mut prefix = self.backend.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.scan(CF_INFO, &prefix) {
+            let (k, v) = item?;
+            let rec = Record::decode(&k, &v)?;
+            let Some((view, key)) = split_view_key(&k[prefix.len()..]) else {
+                continue;
+            };
+            let Ok(snap) = self.snapshot_of(&view, &rec) else {
+                continue;
+            };
+            out.push(Stored {
+                key,
+                parent: rec.parent,
+                labels: rec.labels,
+                snap,
+            });
         }
         Ok(out)
     }

@@ -8,7 +8,9 @@
 //! ([`copy_dir`]), renames the copy to `<id>` and syncs the filesystem (one `syncfs`, which
 //! makes the copy and its name durable together) before the record is written, so an active
 //! snapshot never comes back truncated after a power loss. A crash before that sync leaves at
-//! most an `<id>` without a record, which Cleanup deletes.
+//! most an `<id>` without a record, which Cleanup deletes. An empty active directory is
+//! installed without a sync; a crash that loses it is repaired at open (see
+//! [`Layout::install_active`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,6 +88,20 @@ impl Layout for NativeLayout {
             (self.syncfs)(dst).map_err(|e| Error::io(format!("syncfs {}", dst.display()), e))
         })
         .map(drop)
+    }
+
+    /// An empty active directory (no parent, or an empty one) is renamed in without a
+    /// directory fsync: the record's WAL sync is the Prepare's one sync, and a directory a
+    /// crash lost is rebuilt at open ([`Layout::install_active`]). A copy is synced as by
+    /// [`Layout::install`]: its contents could not be rebuilt from a lost directory entry alone.
+    fn install_active(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
+        let empty = std::fs::read_dir(tmp)
+            .map(|mut d| d.next().is_none())
+            .map_err(|e| Error::io(format!("read {}", tmp.display()), e))?;
+        match empty {
+            true => dirs.install_with(tmp, id, |_| Ok(())).map(drop),
+            false => self.install(dirs, tmp, id),
+        }
     }
 
     /// `bind` of the snapshot's own directory, or of its parent's for a view with a parent.

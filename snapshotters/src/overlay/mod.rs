@@ -75,6 +75,13 @@ impl Layout for OverlayLayout {
         Ok(())
     }
 
+    /// An active or view snapshot's directory is two empty directories: renamed into place
+    /// without a directory fsync (the record's WAL sync that follows is the Prepare's one sync;
+    /// see [`Layout::install_active`] for why that is crash-safe).
+    fn install_active(&self, dirs: &Dirs, tmp: &Path, id: u64) -> Result<()> {
+        dirs.install_with(tmp, id, |_| Ok(())).map(drop)
+    }
+
     fn mounts(&self, dirs: &Dirs, snap: &Snapshot) -> Result<Vec<Mount>> {
         Ok(mounts::mounts(dirs, snap, self.index_off))
     }
