@@ -120,12 +120,12 @@ pub struct Args {
     /// Snapshot backends to compare (overlay, native, btrfs; btrfs needs --btrfs-dir).
     #[arg(long, value_delimiter = ',', default_value = "overlay,native,btrfs")]
     backends: Vec<String>,
-    /// Workload groups to run (content, mixed, snapshots, runtime, unpack, deployed, tasks;
-    /// lazy only when named).
+    /// Workload groups to run (content, mixed, snapshots, direct, runtime, unpack, deployed,
+    /// tasks; lazy only when named).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "content,mixed,snapshots,runtime,unpack,deployed,tasks"
+        default_value = "content,mixed,snapshots,direct,runtime,unpack,deployed,tasks"
     )]
     only: Vec<String>,
     /// deployed and lazy groups: also against containerd 2.x, from this directory (`bin/containerd`,
@@ -366,6 +366,11 @@ async fn main() -> anyhow::Result<()> {
             btrfs = Some(bp);
         }
     }
+    if args.wants("direct") {
+        let dir = scratch.path().join("direct");
+        std::fs::create_dir_all(&dir)?;
+        suites::direct::run(&args, &targets[0], &dir, &mut results, &mut notes).await?;
+    }
     if args.wants("runtime") {
         match runtime_targets(&main_pair).await {
             Ok(rts) => suites::runtime::run(&args, &rts, &mut results).await?,
@@ -484,6 +489,7 @@ fn unpack_sides(pair: &Pair, backend: &str) -> Result<Vec<workloads::unpack::Sid
                 socket,
                 snapshotter: sn.to_string(),
                 ctr: PathBuf::from("ctr"),
+                cri_pull: None,
                 pids: pid.iter().copied().collect(),
             })
         })

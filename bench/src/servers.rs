@@ -94,6 +94,82 @@ pub fn start_proxy_snapshotter(bin: &Path, root: &Path, config: &str) -> anyhow:
     })
 }
 
+/// Where integration/<name>'s Go sources are: under the working directory, else next to this
+/// crate's sources (`CARGO_MANIFEST_DIR` at run time, then at build time).
+fn go_tool_src(name: &str) -> anyhow::Result<PathBuf> {
+    let mut candidates = vec![std::env::current_dir()?.join("integration").join(name)];
+    if let Some(m) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        candidates.push(PathBuf::from(m).join("../integration").join(name));
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../integration")
+            .join(name),
+    );
+    candidates
+        .into_iter()
+        .find(|d| d.join("main.go").is_file())
+        .with_context(|| {
+            format!("integration/{name}/main.go not found (run from the repository's root)")
+        })
+}
+
+/// Builds integration/<name> (cri-pull, snap-serve) into `dir/bin/<name>` as
+/// scripts/integration.sh does (GOPATH=/usr/share/gocode, Debian's Go packages); an error if
+/// go is missing or fails.
+pub async fn build_go_tool(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        crate::workloads::tasks::on_path("go"),
+        "go not on PATH, needed to build integration/{name} (apt-get install golang-go \
+         golang-github-containerd-containerd-dev)"
+    );
+    let (src, out) = (go_tool_src(name)?, dir.join("bin").join(name));
+    let built = tokio::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOPATH", "/usr/share/gocode")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running go build")?;
+    anyhow::ensure!(
+        built.status.success(),
+        "go build of {} failed ({}): {}",
+        src.display(),
+        built.status,
+        String::from_utf8_lossy(&built.stderr).trim()
+    );
+    Ok(out)
+}
+
+/// Starts integration/snap-serve (`bin`): containerd's own `snapshotter` (overlayfs, native)
+/// served over the proxy Snapshots API on `root/snap.sock`, no containerd in front.
+pub fn start_snap_serve(bin: &Path, root: &Path, snapshotter: &str) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(root)?;
+    let socket = root.join("snap.sock");
+    let log = std::fs::File::create(root.join("snap-serve.log"))?;
+    let mut child = Command::new(bin)
+        .args(["-snapshotter", snapshotter, "-root"])
+        .arg(root.join("root"))
+        .arg("-address")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    wait_for_socket(&socket, &mut child, "snap-serve")?;
+    Ok(Server {
+        socket,
+        runtime_socket: None,
+        child,
+        root: root.to_path_buf(),
+    })
+}
+
 /// strata-proxy's task state directory (`--state`) when started on `root`: its own, never the
 /// default /run/strata/state.
 pub fn strata_state(root: &Path) -> PathBuf {

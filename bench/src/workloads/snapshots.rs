@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use strata_proxy::api::snapshots::{
-    CommitSnapshotRequest, ListSnapshotsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
-    StatSnapshotRequest,
+    CleanupRequest, CommitSnapshotRequest, ListSnapshotsRequest, PrepareSnapshotRequest,
+    RemoveSnapshotRequest, StatSnapshotRequest,
 };
 
 use crate::client::Target;
@@ -57,8 +57,16 @@ pub async fn remove(t: &Target, sn: &str, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cycles/s of `count` prepare→commit→stat→remove cycles.
-pub async fn cycle_round(t: &Target, sn: &str, count: usize, round: usize) -> anyhow::Result<f64> {
+/// Cycles/s of `count` prepare→commit→stat→remove cycles; with `cleanup`, one Cleanup call
+/// at the end counts too (a snapshotter that removes asynchronously deletes the directories
+/// there; one without Cleanup answers Unimplemented, which is fine).
+pub async fn cycle_round(
+    t: &Target,
+    sn: &str,
+    count: usize,
+    round: usize,
+    cleanup: bool,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     for i in 0..count {
         let (key, name) = (
@@ -74,6 +82,22 @@ pub async fn cycle_round(t: &Target, sn: &str, count: usize, round: usize) -> an
             }))
             .await?;
         remove(t, sn, &name).await?;
+    }
+    if cleanup {
+        let done = t
+            .snapshots
+            .clone()
+            .cleanup(t.req(CleanupRequest {
+                snapshotter: sn.into(),
+            }))
+            .await;
+        match done {
+            // A snapshotter without Cleanup (containerd's native) defers nothing.
+            Err(s) if s.code() == tonic::Code::Unimplemented => {}
+            other => {
+                other.with_context(|| format!("{}: cleanup", t.name))?;
+            }
+        }
     }
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }

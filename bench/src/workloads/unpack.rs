@@ -33,6 +33,9 @@ pub struct Side {
     pub snapshotter: String,
     /// The `ctr` to run (Debian's on PATH, or a private containerd 2.x's).
     pub ctr: PathBuf,
+    /// integration/cri-pull (containerd's Go client `Pull` as its CRI plugin runs it for
+    /// kubelet), when built: the `cri-pull` rows run it.
+    pub cri_pull: Option<PathBuf>,
     /// The daemons doing this side's work (containerd, strata-proxy), whose CPU time and disk
     /// writes each round reports; empty when attached to servers the bench did not start.
     pub pids: Vec<u32>,
@@ -49,6 +52,10 @@ impl Named for Side {
 pub enum Op {
     Import,
     Pull,
+    /// integration/cri-pull from the registry: the Go client's `Pull` with unpack and the CRI
+    /// plugin's snapshotter labels, the path by which containerd's unpacker asks the
+    /// snapshotter first (on 1.6 as well as 2.x).
+    CriPull,
 }
 
 impl Op {
@@ -56,13 +63,38 @@ impl Op {
         match self {
             Op::Import => "import",
             Op::Pull => "pull",
+            Op::CriPull => "cri-pull",
+        }
+    }
+
+    /// The client and operation as the rows name them.
+    pub fn row(self) -> &'static str {
+        match self {
+            Op::Import => "ctr import",
+            Op::Pull => "ctr pull",
+            Op::CriPull => "Go client cri-pull",
+        }
+    }
+
+    /// The command as the progress lines name it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Op::Import => "ctr images import",
+            Op::Pull => "ctr images pull",
+            Op::CriPull => "cri-pull (Go client Pull, CRI labels)",
         }
     }
 }
 
 /// Runs `ctr -a <socket> -n <ns> <args>`; its stdout, or an error with its stderr.
 pub async fn ctr(side: &Side, ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = tokio::process::Command::new(&side.ctr);
+    client(side, &side.ctr, ns, args).await
+}
+
+/// Runs `<prog> -a <socket> -n <ns> <args>` (`ctr` or cri-pull); its stdout, or an error with
+/// its stderr.
+async fn client(side: &Side, prog: &Path, ns: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = tokio::process::Command::new(prog);
     cmd.arg("-a")
         .arg(&side.socket)
         .args(["-n", ns])
@@ -75,8 +107,9 @@ pub async fn ctr(side: &Side, ns: &str, args: &[&str]) -> anyhow::Result<String>
         .with_context(|| format!("{}: running ctr (apt-get install containerd)", side.name))?;
     if !out.status.success() {
         bail!(
-            "{}: ctr -n {ns} {} failed ({}): {}",
+            "{}: {} -n {ns} {} failed ({}): {}",
             side.name,
+            prog.display(),
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -146,16 +179,17 @@ pub struct Round {
     pub rm_secs: f64,
 }
 
-/// The reference `op` gives `img`, and the `ctr` arguments that import or pull it.
+/// The reference `op` gives `img`, the client to run (`ctr` or cri-pull) and its arguments
+/// that import or pull it.
 fn op_args(
     side: &Side,
     op: Op,
     img: &Image,
     registry: Option<&str>,
-) -> anyhow::Result<(String, Vec<String>)> {
+) -> anyhow::Result<(String, PathBuf, Vec<String>)> {
     let reference = match op {
         Op::Import => img.meta.reference.clone(),
-        Op::Pull => format!(
+        Op::Pull | Op::CriPull => format!(
             "{}/bench/{}:1",
             registry.context("pull without a registry")?,
             img.meta.label
@@ -178,8 +212,21 @@ fn op_args(
             sn,
             reference.clone(),
         ],
+        Op::CriPull => vec![
+            "-plain-http".into(),
+            "-snapshotter".into(),
+            sn,
+            reference.clone(),
+        ],
     };
-    Ok((reference, args))
+    let prog = match op {
+        Op::CriPull => side
+            .cri_pull
+            .clone()
+            .context("cri-pull rows without a cri-pull binary")?,
+        Op::Import | Op::Pull => side.ctr.clone(),
+    };
+    Ok((reference, prog, args))
 }
 
 /// Checks that `ns` holds one committed snapshot per layer of `img` after `op`.
@@ -236,12 +283,12 @@ pub async fn round(
     ns: &str,
     settle_for: Duration,
 ) -> anyhow::Result<Round> {
-    let (reference, args) = op_args(side, op, img, registry)?;
+    let (reference, prog, args) = op_args(side, op, img, registry)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     settle(settle_for).await;
     let before = Work::of(&side.pids);
     let start = Instant::now();
-    ctr(side, ns, &args).await?;
+    client(side, &prog, ns, &args).await?;
     let secs = start.elapsed().as_secs_f64();
     let work = Work::of(&side.pids).since(before);
     check_committed(side, op, img, ns).await?;
@@ -278,17 +325,17 @@ pub async fn concurrent_round(
     n: usize,
     settle_for: Duration,
 ) -> anyhow::Result<Concurrent> {
-    let (reference, args) = op_args(side, op, img, registry)?;
+    let (reference, prog, args) = op_args(side, op, img, registry)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let names: Vec<String> = (0..n).map(|i| format!("{ns}-{i}")).collect();
     settle(settle_for).await;
     let before = Work::of(&side.pids);
     let start = Instant::now();
     let each = futures::future::try_join_all(names.iter().map(|ns| {
-        let args = &args;
+        let (args, prog) = (&args, &prog);
         async move {
             let t = Instant::now();
-            ctr(side, ns, args).await?;
+            client(side, prog, ns, args).await?;
             anyhow::Ok(t.elapsed().as_secs_f64())
         }
     }))

@@ -3,7 +3,9 @@
 //! `proxy_plugins`, containerd's metadata layer in front), against the same containerd with its
 //! built-in content store and snapshotters; same machine, same images, same run. The rows are
 //! the unpack suite's (import and pull with unpack, the daemons' CPU time and disk writes, the
-//! `images rm --sync` after), the same with `--concurrent-clients` clients at once, per backend
+//! `images rm --sync` after; with `go` at hand also containerd's Go client `Pull` as its CRI
+//! plugin runs it for kubelet, integration/cri-pull), the same with `--concurrent-clients`
+//! clients at once, per backend
 //! (overlay, native), and the tasks suite's `ctr run`
 //! rows on overlay, on containerd 1.6 and, with `--containerd2`, on 2.x.
 
@@ -36,7 +38,26 @@ pub async fn run(
     for sub in ["strata", "containerd-on-strata", "containerd"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
-    let strata = servers::start_strata(&args.strata_bin()?, &dir.join("strata"))?;
+    // The registry the pull rows use is one the offload may fetch from (plain HTTP), as an
+    // operator lists a registry in `[offload] insecure_registries` or `[registry.hosts]`.
+    let config = prep
+        .registry
+        .as_ref()
+        .map(|r| format!("[offload]\ninsecure_registries = [\"{}\"]\n", r.addr));
+    let strata =
+        servers::start_strata_with(&args.strata_bin()?, &dir.join("strata"), config.as_deref())?;
+    let cri_pull = match prep.registry {
+        Some(_) => match servers::build_go_tool(dir, "cri-pull").await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let note = format!("deployed: cri-pull rows skipped: {e:#}");
+                println!("note: {note}");
+                notes.push(note);
+                None
+            }
+        },
+        None => None,
+    };
     let on_strata =
         servers::start_containerd_on(&dir.join("containerd-on-strata"), Some(&strata.socket), ctd)?;
     let builtin = servers::start_containerd_on(&dir.join("containerd"), None, ctd)?;
@@ -52,6 +73,7 @@ pub async fn run(
                 socket: on_strata.socket.clone(),
                 snapshotter: ours.into(),
                 ctr: ctd.ctr(),
+                cri_pull: cri_pull.clone(),
                 pids: vec![on_strata.pid(), strata.pid()],
             },
             Side {
@@ -59,6 +81,7 @@ pub async fn run(
                 socket: builtin.socket.clone(),
                 snapshotter: theirs.into(),
                 ctr: ctd.ctr(),
+                cri_pull: cri_pull.clone(),
                 pids: vec![builtin.pid()],
             },
         ];
@@ -72,8 +95,13 @@ pub async fn run(
                  GC in front); \"containerd\" = the same containerd with its built-in content \
                  store and {theirs}; CPU and disk writes: containerd + strata-proxy vs \
                  containerd (shims not counted). Tuning differences: strata-proxy's HTTP/2 \
-                 windows are 16 MiB (containerd's gRPC default 64 KiB); containerd's own \
-                 client side is unchanged"
+                 windows are 16 MiB (containerd's gRPC default 64 KiB); strata-proxy's config \
+                 lists the loopback registry in [offload] insecure_registries, so where \
+                 containerd's unpacker asks the snapshotter first (2.x's ctr images pull and \
+                 import, the Go client's cri-pull) Strata fetches and applies the layers \
+                 itself and containerd fetches none of them (a remote snapshotter's contract: \
+                 the image's layer blobs are then not in containerd's content store); \
+                 containerd's own client side is unchanged"
             ));
         }
     }

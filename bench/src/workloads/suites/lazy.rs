@@ -861,51 +861,6 @@ async fn one(cx: &Ctx<'_>, stack: &Stack, v: Variant, ns: &str, id: &str) -> any
     })
 }
 
-/// Where integration/cri-pull's sources are: under the working directory, else next to this
-/// crate's sources (`CARGO_MANIFEST_DIR` at run time, then at build time).
-fn cri_pull_src() -> anyhow::Result<PathBuf> {
-    let mut candidates = vec![std::env::current_dir()?.join("integration/cri-pull")];
-    if let Some(m) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        candidates.push(PathBuf::from(m).join("../integration/cri-pull"));
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/cri-pull"));
-    candidates
-        .into_iter()
-        .find(|d| d.join("main.go").is_file())
-        .context("integration/cri-pull/main.go not found (run from the repository's root)")
-}
-
-/// Builds integration/cri-pull into `dir/bin/cri-pull` as scripts/integration.sh does
-/// (GOPATH=/usr/share/gocode, Debian's Go packages); an error if go is missing or fails.
-async fn build_cri_pull(dir: &Path) -> anyhow::Result<PathBuf> {
-    ensure!(
-        tasks::on_path("go"),
-        "lazy: go not on PATH, needed to build integration/cri-pull (apt-get install golang-go \
-         golang-github-containerd-containerd-dev)"
-    );
-    let (src, out) = (cri_pull_src()?, dir.join("bin/cri-pull"));
-    let built = tokio::process::Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(&src)
-        .env("GO111MODULE", "off")
-        .env("GOFLAGS", "")
-        .env("GOPATH", "/usr/share/gocode")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .context("running go build")?;
-    ensure!(
-        built.status.success(),
-        "lazy: go build of {} failed ({}): {}",
-        src.display(),
-        built.status,
-        String::from_utf8_lossy(&built.stderr).trim()
-    );
-    Ok(out)
-}
-
 /// Why the group cannot run here, if it cannot.
 fn missing_tools() -> Option<String> {
     if !tasks::on_path("ctr-remote") {
@@ -938,7 +893,7 @@ pub async fn run(
         args.unpack_layers.first().copied().unwrap_or(3).max(1),
         args.unpack_mib.max(1),
     );
-    let cri_pull = build_cri_pull(dir).await?;
+    let cri_pull = servers::build_go_tool(dir, "cri-pull").await?;
     let archive = dir.join("lazy-src.tar");
     let quick = args.quick;
     let (src, py_files, py_tar) = tokio::task::spawn_blocking(move || {

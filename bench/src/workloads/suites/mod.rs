@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod deployed;
+pub mod direct;
 pub mod lazy;
 pub mod mixed;
 pub mod runtime;

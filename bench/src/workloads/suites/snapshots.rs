@@ -19,26 +19,40 @@ pub async fn run(
     scratch: &Path,
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
+    let group = format!("snapshots: {backend}");
+    run_group(args, targets, backend, scratch, &group, false, out).await
+}
+
+/// [`run`] in report section `group`; with `cleanup`, each cycle round ends with a timed
+/// Cleanup call.
+pub async fn run_group(
+    args: &Args,
+    targets: &[Target],
+    backend: &str,
+    scratch: &Path,
+    group: &str,
+    cleanup: bool,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
     let both: Vec<Target> = targets
         .iter()
         .filter(|t| t.snapshotter(backend).is_some())
         .cloned()
         .collect();
-    let group = format!("snapshots: {backend}");
     let rate = |workload: String, unit: &'static str, samples: Samples| {
-        Measurement::new(&group, workload, backend, unit, true, samples)
+        Measurement::new(group, workload, backend, unit, true, samples)
     };
     let sn = |t: &Target| t.snapshotter(backend).unwrap_or_default().to_string();
     let samples = interleave(&both, args.warmup, args.rounds, |t, r| {
         let s = sn(t);
-        async move { snapshots::cycle_round(t, &s, args.cycles, r).await }.boxed()
+        async move { snapshots::cycle_round(t, &s, args.cycles, r, cleanup).await }.boxed()
     })
     .await?;
-    out.push(rate(
-        "prepare>commit>stat>remove".into(),
-        "cycles/s",
-        samples,
-    ));
+    let cycle = match cleanup {
+        true => "prepare>commit>stat>remove, Cleanup at the round's end",
+        false => "prepare>commit>stat>remove",
+    };
+    out.push(rate(cycle.into(), "cycles/s", samples));
     let samples = interleave(&both, args.warmup, args.rounds, |t, r| {
         let s = sn(t);
         async move { snapshots::chain_round(t, &s, args.chain_layers, r).await }.boxed()

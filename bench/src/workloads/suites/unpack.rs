@@ -175,15 +175,17 @@ pub async fn run(
     let group = group.to_string();
     // --quick: sync and a token pause, to stay within CI's smoke-run budget.
     let settle = Duration::from_millis(if args.quick { 50 } else { args.settle_ms });
-    let ops: Vec<Op> = if prep.registry.is_some() {
-        vec![Op::Import, Op::Pull]
-    } else {
-        vec![Op::Import]
-    };
+    let mut ops = vec![Op::Import];
+    if prep.registry.is_some() {
+        ops.push(Op::Pull);
+        if sides.iter().all(|s| s.cri_pull.is_some()) {
+            ops.push(Op::CriPull);
+        }
+    }
     let registry = prep.registry.as_ref().map(|r| r.addr.clone());
     for op in ops {
         // --quick pulls only the first image (CI's smoke-run budget); the path is the same.
-        let take = if args.quick && op == Op::Pull {
+        let take = if args.quick && op != Op::Import {
             1
         } else {
             prep.images.len()
@@ -197,11 +199,11 @@ pub async fn run(
                     let got = unpack::round(side, op, img, registry, &ns, settle).await?;
                     let secs = got.secs;
                     println!(
-                        "{}: ctr images {} {label} --snapshotter {} round {r}: {secs:.3} s \
+                        "{}: {} {label} --snapshotter {} round {r}: {secs:.3} s \
                          ({:.1} MiB/s compressed, {:.1} MiB/s tar); daemons {:.2} s CPU, \
                          {:.1} MiB written; images rm --sync {:.3} s",
                         side.name,
-                        op.label(),
+                        op.command(),
                         side.snapshotter,
                         img.meta.compressed() as f64 / MIB / secs,
                         img.meta.uncompressed() as f64 / MIB / secs,
@@ -221,8 +223,8 @@ pub async fn run(
             .await?
             .into_iter();
             let what = format!(
-                "ctr {} {label}, {} layers, {:.0} MiB",
-                op.label(),
+                "{} {label}, {} layers, {:.0} MiB",
+                op.row(),
                 img.meta.layers.len(),
                 img.meta.compressed() as f64 / MIB
             );
@@ -259,7 +261,9 @@ pub async fn run(
         first.notes.push(format!(
             "timed: wall time of stock ctr (`ctr -a <runtime socket> -n <fresh ns> images import \
              --snapshotter S <oci archive>` / `images pull --plain-http --snapshotter S \
-             127.0.0.1:<port>/bench/<image>:1` from a loopback docker-registry), unpack included; \
+             127.0.0.1:<port>/bench/<image>:1` from a loopback docker-registry; the cri-pull \
+             rows: integration/cri-pull, containerd's Go client `Pull` with unpack and the CRI \
+             plugin's snapshotter labels, as kubelet's pulls run), unpack included; \
              {} rounds, no warm-up, order alternating (round 0 strata first); sync + {} ms idle \
              before each; the daemons' CPU time (utime + stime) and disk writes (write_bytes of \
              /proc/<pid>/io) counted over the command; after each: one committed snapshot per \
