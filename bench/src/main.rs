@@ -369,7 +369,7 @@ async fn main() -> anyhow::Result<()> {
     if args.wants("direct") {
         let dir = scratch.path().join("direct");
         std::fs::create_dir_all(&dir)?;
-        suites::direct::run(&args, &targets[0], &dir, &mut results, &mut notes).await?;
+        suites::direct::run(&args, &dir, &mut results, &mut notes).await?;
     }
     if args.wants("runtime") {
         match runtime_targets(&main_pair).await {

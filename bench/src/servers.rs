@@ -146,13 +146,23 @@ pub async fn build_go_tool(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// Starts integration/snap-serve (`bin`): containerd's own `snapshotter` (overlayfs, native)
-/// served over the proxy Snapshots API on `root/snap.sock`, no containerd in front.
-pub fn start_snap_serve(bin: &Path, root: &Path, snapshotter: &str) -> anyhow::Result<Server> {
+/// Starts integration/snap-serve (`bin`): containerd's own `snapshotter` (overlayfs, native,
+/// or none) served over the proxy Snapshots API on `root/snap.sock`, and with `content` its
+/// local content store in `root/content` over the Content API; no containerd in front.
+pub fn start_snap_serve(
+    bin: &Path,
+    root: &Path,
+    snapshotter: &str,
+    content: bool,
+) -> anyhow::Result<Server> {
     std::fs::create_dir_all(root)?;
     let socket = root.join("snap.sock");
     let log = std::fs::File::create(root.join("snap-serve.log"))?;
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if content {
+        cmd.arg("-content").arg(root.join("content"));
+    }
+    let mut child = cmd
         .args(["-snapshotter", snapshotter, "-root"])
         .arg(root.join("root"))
         .arg("-address")

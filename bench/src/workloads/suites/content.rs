@@ -8,8 +8,6 @@ use crate::client::Target;
 use crate::stats::{Measurement, interleave, interleave_multi};
 use crate::workloads::content;
 
-const GROUP: &str = "content";
-
 /// Runs the content workloads on every target.
 pub async fn run(
     args: &Args,
@@ -17,6 +15,20 @@ pub async fn run(
     pids: &[Option<u32>],
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
+    run_group(args, targets, pids, "content", out).await
+}
+
+/// [`run`] in report section `group`.
+pub async fn run_group(
+    args: &Args,
+    targets: &[Target],
+    pids: &[Option<u32>],
+    group: &str,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let rate = |workload: String, unit: &'static str, samples: crate::stats::Samples| {
+        Measurement::new(group, workload, "-", unit, true, samples)
+    };
     let size = args.blob_mib << 20;
     let sha = content::sha256_speed(size.min(256 << 20));
     println!("sha256 single core: {sha:.0} MiB/s");
@@ -61,7 +73,7 @@ pub async fn run(
         "reads/s",
         samples,
     ));
-    small_reads(args, targets, pids, &digest, size, out).await?;
+    small_reads(args, targets, pids, &digest, size, group, out).await?;
     for t in targets {
         content::delete(t, &digest).await?;
     }
@@ -85,6 +97,7 @@ async fn small_reads(
     pids: &[Option<u32>],
     digest: &str,
     size: usize,
+    group: &str,
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
     let pid_of = |t: &Target| {
@@ -105,12 +118,15 @@ async fn small_reads(
     let (Some(rates), Some(cpu)) = (series.next(), series.next()) else {
         anyhow::bail!("small reads: no samples");
     };
-    out.push(rate(
+    out.push(Measurement::new(
+        group,
         format!(
             "{} x 32 KiB Read calls in {} MiB",
             args.small_reads, args.blob_mib
         ),
+        "-",
         "reads/s",
+        true,
         rates,
     ));
     if pids.len() < targets.len() || pids.iter().any(Option::is_none) {
@@ -118,22 +134,21 @@ async fn small_reads(
         return Ok(());
     }
     let mut m = Measurement::new(
-        GROUP,
+        group,
         "daemon CPU per 32 KiB Read call".to_string(),
         "-",
         "us",
         false,
         cpu,
     );
-    m.notes.push(
+    let whose = match group {
+        "content" => "containerd's includes its metadata layer",
+        _ => "containerd's is snap-serve's: its local store, no metadata layer",
+    };
+    m.notes.push(format!(
         "utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the calls \
-         above, divided by their number; containerd's includes its metadata layer"
-            .to_string(),
-    );
+         above, divided by their number; {whose}"
+    ));
     out.push(m);
     Ok(())
-}
-
-fn rate(workload: String, unit: &'static str, samples: crate::stats::Samples) -> Measurement {
-    Measurement::new(GROUP, workload, "-", unit, true, samples)
 }

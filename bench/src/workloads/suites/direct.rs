@@ -1,9 +1,10 @@
-//! Snapshots served directly: strata-proxy's Snapshots API against containerd's own overlayfs
-//! and native snapshotters served over the same API by integration/snap-serve (containerd's
-//! `contrib/snapshotservice`), neither with containerd's metadata layer in front: the
-//! snapshotters' own speed, same client, same machine, alternating rounds. The snapshots
-//! suite's workloads, each cycle round ending with a timed Cleanup (containerd's overlayfs
-//! plugin removes directories asynchronously: Remove leaves them to Cleanup).
+//! Served directly: strata-proxy's Content and Snapshots APIs against containerd's own local
+//! content store and overlayfs and native snapshotters served over the same APIs by
+//! integration/snap-serve (containerd's `contentserver` and `contrib/snapshotservice`), neither
+//! with containerd's metadata layer in front: the stores' own speed, same client, same
+//! machine, alternating rounds. The content suite's workloads, then the snapshots suite's, each
+//! cycle round ending with a timed Cleanup (containerd's overlayfs plugin removes directories
+//! asynchronously: Remove leaves them to Cleanup).
 
 use std::path::Path;
 
@@ -11,16 +12,15 @@ use crate::Args;
 use crate::client::{self, Target};
 use crate::servers;
 use crate::stats::Measurement;
-use crate::workloads::suites::snapshots;
+use crate::workloads::suites::{self, snapshots};
 
 /// containerd's snapshotter per backend this group compares.
 const BACKENDS: [(&str, &str); 2] = [("overlay", "overlayfs"), ("native", "native")];
 
-/// Runs the group for each backend of `--backends` it has, `strata` being the strata-proxy
-/// target; containerd's snapshotters run under `dir`. Reasons to skip go to `notes`.
+/// Runs the group (content, then each backend of `--backends` it has) on a fresh strata-proxy
+/// and fresh containerd stores, all under `dir`. Reasons to skip go to `notes`.
 pub async fn run(
     args: &Args,
-    strata: &Target,
     dir: &Path,
     out: &mut Vec<Measurement>,
     notes: &mut Vec<String>,
@@ -34,11 +34,24 @@ pub async fn run(
             return Ok(());
         }
     };
+    let ours = servers::start_strata(&args.strata_bin()?, &dir.join("strata"))?;
+    let (content, snaps) = client::clients(client::connect(ours.socket.clone()).await?);
+    let strata = &Target {
+        name: "strata",
+        content,
+        snapshots: snaps,
+        namespace: None,
+        snapshotters: vec![
+            ("overlay", "strata-overlay".into()),
+            ("native", "strata-native".into()),
+        ],
+    };
+    self::content(args, strata, Some(ours.pid()), &bin, dir, out).await?;
     for (backend, theirs) in BACKENDS {
         if !args.backends.iter().any(|b| b == backend) {
             continue;
         }
-        let server = servers::start_snap_serve(&bin, &dir.join(theirs), theirs)?;
+        let server = servers::start_snap_serve(&bin, &dir.join(theirs), theirs, false)?;
         let (content, snaps) = client::clients(client::connect(server.socket.clone()).await?);
         let containerd = Target {
             name: "containerd",
@@ -68,6 +81,42 @@ pub async fn run(
                 }
             ));
         }
+    }
+    Ok(())
+}
+
+/// The content rows against containerd's local store served by snap-serve.
+async fn content(
+    args: &Args,
+    strata: &Target,
+    strata_pid: Option<u32>,
+    bin: &Path,
+    dir: &Path,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let server = servers::start_snap_serve(bin, &dir.join("content"), "none", true)?;
+    let (content, snaps) = client::clients(client::connect(server.socket.clone()).await?);
+    let containerd = Target {
+        name: "containerd",
+        content,
+        snapshots: snaps,
+        namespace: None,
+        snapshotters: Vec::new(),
+    };
+    let targets = [strata.clone(), containerd];
+    let pids = [strata_pid, Some(server.pid())];
+    let group = "content served directly";
+    suites::content::run_group(args, &targets, &pids, group, out).await?;
+    if let Some(first) = out.iter_mut().find(|m| m.group == group) {
+        first.notes.push(
+            "served directly: \"strata\" = strata-proxy's Content API; \"containerd\" = \
+             containerd's own local content store (content/local, no label store) served over \
+             the same API by integration/snap-serve (services/content/contentserver, grpc \
+             defaults); no metadata layer in front of either; same client, same file system, \
+             rounds alternating. Durability as containerd's: its local store fsyncs a blob \
+             before Commit returns; Strata also syncs the blob directory and its WAL"
+                .to_string(),
+        );
     }
     Ok(())
 }
