@@ -94,84 +94,75 @@ pub fn start_proxy_snapshotter(bin: &Path, root: &Path, config: &str) -> anyhow:
     })
 }
 
-/// Where integration/<name>'s Go sources are: under the working directory, else next to this
-/// crate's sources (`CARGO_MANIFEST_DIR` at run time, then at build time).
-fn go_tool_src(name: &str) -> anyhow::Result<PathBuf> {
-    let mut candidates = vec![std::env::current_dir()?.join("integration").join(name)];
+/// The repository's root: the working directory when it holds `conformance/go`, else next to
+/// this crate's sources (`CARGO_MANIFEST_DIR` at run time, then at build time).
+fn repo_root() -> anyhow::Result<PathBuf> {
+    let mut candidates = vec![std::env::current_dir()?];
     if let Some(m) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        candidates.push(PathBuf::from(m).join("../integration").join(name));
+        candidates.push(PathBuf::from(m).join(".."));
     }
-    candidates.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../integration")
-            .join(name),
-    );
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     candidates
         .into_iter()
-        .find(|d| d.join("main.go").is_file())
-        .with_context(|| {
-            format!("integration/{name}/main.go not found (run from the repository's root)")
-        })
+        .find(|d| d.join("conformance/go").is_dir())
+        .context("the repository's Go sources not found (run from the repository's root)")
 }
 
-/// Builds integration/<name> (cri-pull, snap-serve) into `dir/bin/<name>` as
-/// scripts/integration.sh does (GOPATH=/usr/share/gocode, Debian's Go packages); an error if
-/// go is missing or fails.
-pub async fn build_go_tool(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+/// Builds the Go program at `<repo>/<pkg>` (integration/cri-pull, conformance/go/src/refproxy)
+/// into `dir/bin/<its last component>` as the scripts do (GOPATH = the repository's
+/// conformance/go and Debian's /usr/share/gocode); an error if go is missing or fails.
+pub async fn build_go_tool(dir: &Path, pkg: &str) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         crate::workloads::tasks::on_path("go"),
-        "go not on PATH, needed to build integration/{name} (apt-get install golang-go \
+        "go not on PATH, needed to build {pkg} (apt-get install golang-go \
          golang-github-containerd-containerd-dev)"
     );
-    let (src, out) = (go_tool_src(name)?, dir.join("bin").join(name));
+    let repo = repo_root()?;
+    let name = Path::new(pkg).file_name().context("empty package path")?;
+    let out = dir.join("bin").join(name);
+    let gopath = format!(
+        "{}:/usr/share/gocode",
+        repo.join("conformance/go").display()
+    );
     let built = tokio::process::Command::new("go")
         .args(["build", "-o"])
         .arg(&out)
-        .arg(".")
-        .current_dir(&src)
+        .arg(format!("./{pkg}"))
+        .current_dir(&repo)
         .env("GO111MODULE", "off")
         .env("GOFLAGS", "")
-        .env("GOPATH", "/usr/share/gocode")
+        .env("GOPATH", gopath)
         .stdin(Stdio::null())
         .output()
         .await
         .context("running go build")?;
     anyhow::ensure!(
         built.status.success(),
-        "go build of {} failed ({}): {}",
-        src.display(),
+        "go build of {pkg} failed ({}): {}",
         built.status,
         String::from_utf8_lossy(&built.stderr).trim()
     );
     Ok(out)
 }
 
-/// Starts integration/snap-serve (`bin`): containerd's own `snapshotter` (overlayfs, native,
-/// or none) served over the proxy Snapshots API on `root/snap.sock`, and with `content` its
-/// local content store in `root/content` over the Content API; no containerd in front.
-pub fn start_snap_serve(
-    bin: &Path,
-    root: &Path,
-    snapshotter: &str,
-    content: bool,
-) -> anyhow::Result<Server> {
+/// Starts conformance/go/src/refproxy (`bin`) on `root`: containerd 1.6's own local content
+/// store (labels kept in memory) and overlay and native snapshotters (routed by snapshotter
+/// name: `overlayfs`, `native`), served over the proxy Content and Snapshots APIs on
+/// `root/ref.sock`, no containerd in front.
+pub fn start_refproxy(bin: &Path, root: &Path) -> anyhow::Result<Server> {
     std::fs::create_dir_all(root)?;
-    let socket = root.join("snap.sock");
-    let log = std::fs::File::create(root.join("snap-serve.log"))?;
-    let mut cmd = Command::new(bin);
-    if content {
-        cmd.arg("-content").arg(root.join("content"));
-    }
-    let mut child = cmd
-        .args(["-snapshotter", snapshotter, "-root"])
+    let socket = root.join("ref.sock");
+    let log = std::fs::File::create(root.join("refproxy.log"))?;
+    let mut child = Command::new(bin)
+        .arg("--root")
         .arg(root.join("root"))
-        .arg("-address")
+        .arg("--address")
         .arg(&socket)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    wait_for_socket(&socket, &mut child, "snap-serve")?;
+    wait_for_socket(&socket, &mut child, "refproxy")?;
     Ok(Server {
         socket,
         runtime_socket: None,

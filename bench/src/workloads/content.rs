@@ -161,6 +161,27 @@ pub async fn read_round(t: &Target, digest: &str, size: usize) -> anyhow::Result
     Ok(n as f64 / MIB / secs)
 }
 
+/// MiB/s of a full read in `chunk`-byte Read calls one after another, each its own RPC (how
+/// containerd's proxy content reader serves a ReaderAt: one Read per ReadAt).
+pub async fn read_at_round(
+    t: &Target,
+    digest: &str,
+    size: usize,
+    chunk: usize,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut off = 0usize;
+    while off < size {
+        let want = chunk.min(size - off);
+        let n = read(t, digest, off as i64, want as i64).await?;
+        if n as usize != want {
+            bail!("{}: read {n} bytes at {off}, asked {want}", t.name);
+        }
+        off += want;
+    }
+    Ok(size as f64 / MIB / start.elapsed().as_secs_f64())
+}
+
 /// Blobs/s for `count` small blobs written one stream each.
 pub async fn small_blobs_round(
     t: &Target,

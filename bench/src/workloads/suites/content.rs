@@ -62,6 +62,15 @@ pub async fn run_group(
         samples,
     ));
     let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
+        content::read_at_round(t, &digest, size, 1 << 20).boxed()
+    })
+    .await?;
+    out.push(rate(
+        format!("read {} MiB in 1 MiB Read calls", args.blob_mib),
+        "MiB/s",
+        samples,
+    ));
+    let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
         content::random_reads_round(t, &digest, size, args.random_reads).boxed()
     })
     .await?;
@@ -143,7 +152,7 @@ async fn small_reads(
     );
     let whose = match group {
         "content" => "containerd's includes its metadata layer",
-        _ => "containerd's is snap-serve's: its local store, no metadata layer",
+        _ => "containerd's is refproxy's: its local store, no metadata layer",
     };
     m.notes.push(format!(
         "utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the calls \

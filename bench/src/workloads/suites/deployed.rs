@@ -47,7 +47,7 @@ pub async fn run(
     let strata =
         servers::start_strata_with(&args.strata_bin()?, &dir.join("strata"), config.as_deref())?;
     let cri_pull = match prep.registry {
-        Some(_) => match servers::build_go_tool(dir, "cri-pull").await {
+        Some(_) => match servers::build_go_tool(dir, "integration/cri-pull").await {
             Ok(p) => Some(p),
             Err(e) => {
                 let note = format!("deployed: cri-pull rows skipped: {e:#}");

@@ -893,7 +893,7 @@ pub async fn run(
         args.unpack_layers.first().copied().unwrap_or(3).max(1),
         args.unpack_mib.max(1),
     );
-    let cri_pull = servers::build_go_tool(dir, "cri-pull").await?;
+    let cri_pull = servers::build_go_tool(dir, "integration/cri-pull").await?;
     let archive = dir.join("lazy-src.tar");
     let quick = args.quick;
     let (src, py_files, py_tar) = tokio::task::spawn_blocking(move || {
