@@ -148,6 +148,11 @@ for ((i = 0; i < 300; i++)); do
 done
 out=$(ctr_ image import --base-name restart-it/img --snapshotter strata-overlay "$WORK/img.tar" 2>&1) ||
     die "setup: import: $out"
+# containerd's GC removes the import's unreferenced blobs asynchronously once the import's lease
+# is gone; a synchronous collection first, so the clients only ever read blobs the image holds
+# (a listing taken before that collection once held a blob deleted moments later).
+ctr_ leases create --id restart-it-settle >/dev/null && ctr_ leases rm --sync restart-it-settle >/dev/null ||
+    die "setup: a synchronous GC (leases rm --sync) failed"
 mapfile -t DIGESTS < <(ctr_ content ls -q)
 CHAIN=$(ctr_ snapshots --snapshotter strata-overlay ls | awk 'NR > 1 && $NF == "Committed" { c = $1 } END { print c }')
 [[ ${#DIGESTS[@]} -ge 3 && -n $CHAIN ]] || die "setup: import left ${#DIGESTS[@]} blobs, snapshot '$CHAIN'"
