@@ -73,7 +73,8 @@ impl Base {
                 parent_ids: &parent_ids,
                 labels: &labels,
             };
-            self.build_dir(l, id, &new, false)
+            let durable = kind == Kind::Committed;
+            self.build_dir(l, id, &new, durable)
                 .map_err(|e| self.lost_race(view, kind, key, parent, e.for_key(key)))?;
         }
         let res = self
@@ -141,8 +142,8 @@ impl Base {
     }
 
     /// Builds a directory with [`Layout::fill`] and installs it as `<id>` ([`Layout::install`]
-    /// when `durable` or committed, else [`Layout::install_active`]); on failure it is deleted
-    /// (a failure to delete it is logged, and left to Cleanup).
+    /// when `durable`, else [`Layout::install_active`]); on failure it is deleted (a failure to
+    /// delete it is logged, and left to Cleanup).
     fn build_dir<L: Layout>(
         &self,
         l: &L,
@@ -151,11 +152,9 @@ impl Base {
         durable: bool,
     ) -> Result<()> {
         let tmp = l.create_temp(&self.dirs)?;
-        let res = l.fill(&self.dirs, &tmp, new).and_then(|()| {
-            match durable || new.kind == Kind::Committed {
-                true => l.install(&self.dirs, &tmp, id),
-                false => l.install_active(&self.dirs, &tmp, id),
-            }
+        let res = l.fill(&self.dirs, &tmp, new).and_then(|()| match durable {
+            true => l.install(&self.dirs, &tmp, id),
+            false => l.install_active(&self.dirs, &tmp, id),
         });
         if res.is_err()
             && let Err(e) = l.remove_tree(&tmp)
@@ -234,30 +233,27 @@ impl Base {
         let _g = self.exclusive();
         for s in self.ms.stored()? {
             let has_parent = !s.parent.is_empty();
-            if !l.own_dir(s.snap.kind, has_parent) || self.dirs.path(s.snap.id).exists() {
+            if !l.own_dir(s.kind, has_parent) || self.dirs.path(s.id).exists() {
                 continue;
             }
-            if s.snap.kind == Kind::Committed {
+            if s.kind == Kind::Committed {
                 tracing::error!(
                     key = s.key,
-                    id = s.snap.id,
+                    id = s.id,
                     "committed snapshot has no directory"
                 );
                 continue;
             }
+            let snap = self.ms.get_snapshot(&s.view, &s.key)?;
             let new = NewSnapshot {
-                kind: s.snap.kind,
+                kind: s.kind,
                 key: &s.key,
                 parent: &s.parent,
-                parent_ids: &s.snap.parent_ids,
+                parent_ids: &snap.parent_ids,
                 labels: &s.labels,
             };
-            self.build_dir(l, s.snap.id, &new, true)?;
-            tracing::warn!(
-                key = s.key,
-                id = s.snap.id,
-                "rebuilt a lost snapshot directory"
-            );
+            self.build_dir(l, s.id, &new, true)?;
+            tracing::warn!(key = s.key, id = s.id, "rebuilt a lost snapshot directory");
         }
         Ok(())
     }

@@ -51,19 +51,23 @@ pub struct Snapshot {
 /// One snapshot as [`Metastore::stored`] lists it.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    pub view: String,
     pub key: String,
+    pub id: u64,
+    pub kind: Kind,
     pub parent: String,
     pub labels: Labels,
-    pub snap: Snapshot,
 }
 
-/// `view \0 key` (a key's bytes after the backend prefix) split in two.
-fn split_view_key(rest: &[u8]) -> Option<(String, String)> {
-    let at = rest.iter().position(|b| *b == 0)?;
-    Some((
+/// `view \0 key` (a key's bytes after the backend prefix) split in two (views never hold NUL;
+/// [`Record::decode`] has already accepted the key).
+fn split_view_key(rest: &[u8]) -> (String, String) {
+    let at = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    let key = rest.get(at + 1..).unwrap_or_default();
+    (
         String::from_utf8_lossy(&rest[..at]).into_owned(),
-        String::from_utf8_lossy(&rest[at + 1..]).into_owned(),
-    ))
+        String::from_utf8_lossy(key).into_owned(),
+    )
 }
 
 /// The shared snapshot metastore of one backend (see the module docs).
@@ -128,8 +132,8 @@ impl Metastore {
         Ok(out)
     }
 
-    /// Every snapshot of this backend, in every view, with its parent chain (a snapshot whose
-    /// parent record is missing is skipped: it has no directory to rebuild from).
+    /// Every snapshot of this backend, in every view, as recorded (one scan; parent chains are
+    /// not resolved: [`Metastore::get_snapshot`] does that for the one that needs it).
     pub fn stored(&self) -> Result<Vec<Stored>> {
         let mut prefix = self.backend.as_bytes().to_vec();
         prefix.push(0);
@@ -137,17 +141,14 @@ impl Metastore {
         for item in self.scan(CF_INFO, &prefix) {
             let (k, v) = item?;
             let rec = Record::decode(&k, &v)?;
-            let Some((view, key)) = split_view_key(&k[prefix.len()..]) else {
-                continue;
-            };
-            let Ok(snap) = self.snapshot_of(&view, &rec) else {
-                continue;
-            };
+            let (view, key) = split_view_key(&k[prefix.len()..]);
             out.push(Stored {
+                view,
                 key,
+                id: rec.id,
+                kind: rec.kind(),
                 parent: rec.parent,
                 labels: rec.labels,
-                snap,
             });
         }
         Ok(out)
@@ -155,14 +156,7 @@ impl Metastore {
 
     /// Ids of every snapshot of this backend, in every view (what Cleanup keeps).
     pub fn ids(&self) -> Result<HashSet<u64>> {
-        let mut prefix = self.backend.as_bytes().to_vec();
-        prefix.push(0);
-        let mut ids = HashSet::new();
-        for item in self.scan(CF_INFO, &prefix) {
-            let (k, v) = item?;
-            ids.insert(Record::decode(&k, &v)?.id);
-        }
-        Ok(ids)
+        Ok(self.stored()?.into_iter().map(|s| s.id).collect())
     }
 
     fn cf(&self, name: &str) -> Result<&ColumnFamily> {
