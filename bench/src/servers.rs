@@ -1,6 +1,7 @@
 //! Starts the two servers under test, each on a fresh root: strata-proxy and a private
 //! containerd 1.6 (own config, root, state and socket; never the system daemon).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,22 +71,36 @@ fn wait_for_socket(socket: &Path, child: &mut Child, what: &str) -> anyhow::Resu
 /// `--address`, `--config`) on `root`, with `config` written as its TOML config.
 pub fn start_proxy_snapshotter(bin: &Path, root: &Path, config: &str) -> anyhow::Result<Server> {
     std::fs::create_dir_all(root)?;
-    let socket = root.join("snapshotter.sock");
     let toml = root.join("config.toml");
     std::fs::write(&toml, config)?;
-    let log = std::fs::File::create(root.join("snapshotter.log"))?;
+    let config_arg = [OsStr::new("--config"), toml.as_os_str()];
+    let what = bin.display().to_string();
+    spawn_server(bin, root, "snapshotter", &what, &config_arg)
+}
+
+/// Starts `bin --root <root>/root --address <root>/<name>.sock <extra>`, its stderr in
+/// `<root>/<name>.log`, and waits for its socket.
+fn spawn_server(
+    bin: &Path,
+    root: &Path,
+    name: &str,
+    what: &str,
+    extra: &[&OsStr],
+) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(root)?;
+    let socket = root.join(format!("{name}.sock"));
+    let log = std::fs::File::create(root.join(format!("{name}.log")))?;
     let mut child = Command::new(bin)
         .arg("--root")
         .arg(root.join("root"))
         .arg("--address")
         .arg(&socket)
-        .arg("--config")
-        .arg(&toml)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    wait_for_socket(&socket, &mut child, &bin.display().to_string())?;
+    wait_for_socket(&socket, &mut child, what)?;
     Ok(Server {
         socket,
         runtime_socket: None,
@@ -150,25 +165,7 @@ pub async fn build_go_tool(dir: &Path, pkg: &str) -> anyhow::Result<PathBuf> {
 /// name: `overlayfs`, `native`), served over the proxy Content and Snapshots APIs on
 /// `root/ref.sock`, no containerd in front.
 pub fn start_refproxy(bin: &Path, root: &Path) -> anyhow::Result<Server> {
-    std::fs::create_dir_all(root)?;
-    let socket = root.join("ref.sock");
-    let log = std::fs::File::create(root.join("refproxy.log"))?;
-    let mut child = Command::new(bin)
-        .arg("--root")
-        .arg(root.join("root"))
-        .arg("--address")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    wait_for_socket(&socket, &mut child, "refproxy")?;
-    Ok(Server {
-        socket,
-        runtime_socket: None,
-        child,
-        root: root.to_path_buf(),
-    })
+    spawn_server(bin, root, "ref", "refproxy", &[])
 }
 
 /// strata-proxy's task state directory (`--state`) when started on `root`: its own, never the

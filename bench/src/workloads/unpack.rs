@@ -91,24 +91,36 @@ pub async fn ctr(side: &Side, ns: &str, args: &[&str]) -> anyhow::Result<String>
     client(side, &side.ctr, ns, args).await
 }
 
-/// Runs `<prog> -a <socket> -n <ns> <args>` (`ctr` or cri-pull); its stdout, or an error with
-/// its stderr.
+/// Runs `<prog> -a <socket> -n <ns> <args>` (`ctr` or cri-pull) against `side`; its stdout, or
+/// an error with its stderr.
 async fn client(side: &Side, prog: &Path, ns: &str, args: &[&str]) -> anyhow::Result<String> {
+    run_ctr(prog, &side.socket, ns, args)
+        .await
+        .with_context(|| side.name.to_string())
+}
+
+/// Runs `<prog> -a <socket> -n <ns> <args>` (`ctr`, `ctr-remote` or cri-pull); its stdout, or
+/// an error with its stderr.
+pub async fn run_ctr(
+    prog: &Path,
+    socket: &Path,
+    ns: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
     let mut cmd = tokio::process::Command::new(prog);
     cmd.arg("-a")
-        .arg(&side.socket)
+        .arg(socket)
         .args(["-n", ns])
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(CTR_TIMEOUT, cmd.output())
         .await
-        .with_context(|| format!("{}: ctr {args:?} timed out", side.name))?
-        .with_context(|| format!("{}: running ctr (apt-get install containerd)", side.name))?;
+        .with_context(|| format!("{} {args:?} timed out", prog.display()))?
+        .with_context(|| format!("running {} (apt-get install containerd)", prog.display()))?;
     if !out.status.success() {
         bail!(
-            "{}: {} -n {ns} {} failed ({}): {}",
-            side.name,
+            "{} -n {ns} {} failed ({}): {}",
             prog.display(),
             args.join(" "),
             out.status,

@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,11 +34,9 @@ use crate::stats::{Measurement, Samples};
 use crate::workloads::imagegen::{self, Image, Meta};
 use crate::workloads::suites::deployed::containerd_version;
 use crate::workloads::tasks;
-use crate::workloads::unpack::{self, Registry};
+use crate::workloads::unpack::{self, Registry, run_ctr};
 
 const MIB: f64 = (1 << 20) as f64;
-/// Longest one `ctr` or `ctr-remote` command may take.
-const CTR_TIMEOUT: Duration = Duration::from_secs(900);
 /// Longest the background fill may take before the round fails.
 const FILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// The converted image's repository in the registry.
@@ -333,31 +330,6 @@ fn stargz_config(hosts: &[&str]) -> String {
         .iter()
         .map(|h| format!("[[resolver.host.\"{h}\".mirrors]]\nhost = \"{h}\"\ninsecure = true\n"))
         .collect()
-}
-
-/// Runs `prog -a <socket> -n <ns> <args>`; its stdout, or an error with its stderr.
-async fn run_ctr(prog: &Path, socket: &Path, ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.arg("-a")
-        .arg(socket)
-        .args(["-n", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(CTR_TIMEOUT, cmd.output())
-        .await
-        .with_context(|| format!("{} {args:?} timed out", prog.display()))?
-        .with_context(|| format!("running {}", prog.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} -n {ns} {} failed ({}): {}",
-            prog.display(),
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The lazy source image: `img`'s layers with a busybox layer and a [`python_layer`] on top,
