@@ -132,6 +132,15 @@ impl BlobReader {
         self.size
     }
 
+    /// The whole blob in memory: for small ones (manifests, indexes, configs), whose size the
+    /// caller checked.
+    pub fn read_to_vec(&self) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; self.size as usize];
+        let n = self.read_at(0, &mut bytes)?;
+        bytes.truncate(n);
+        Ok(bytes)
+    }
+
     /// Fills `buf` from `offset`; returns fewer bytes only at the end of the blob (0 at or
     /// past it).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {

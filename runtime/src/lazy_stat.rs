@@ -224,21 +224,10 @@ impl Runtime {
     /// The bytes of blob `d` of the namespace, when it is there and at most 4 MiB
     /// ([`crate::remote::MAX_MANIFEST`]).
     pub(crate) fn small_blob(&self, ctx: &Ctx, d: &Digest) -> Option<Vec<u8>> {
-        let view = ctx.view();
-        let info = self.store().info(&view, d).ok()?;
-        if info.size > crate::remote::MAX_MANIFEST {
+        let r = self.store().reader(&ctx.view(), d).ok()?;
+        if r.size() > crate::remote::MAX_MANIFEST {
             return None;
         }
-        let r = self.store().reader(&view, d).ok()?;
-        let mut bytes = vec![0u8; info.size as usize];
-        let mut at = 0;
-        while at < bytes.len() {
-            match r.read_at(at as u64, &mut bytes[at..]).ok()? {
-                0 => break,
-                n => at += n,
-            }
-        }
-        bytes.truncate(at);
-        Some(bytes)
+        r.read_to_vec().ok()
     }
 }

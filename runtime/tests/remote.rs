@@ -142,10 +142,7 @@ fn a_servable_layer_is_kept_remote_then_filled_once_with_its_labels() {
     let (c2, d2) = (c.clone(), d.clone());
     let reader = std::thread::spawn(move || {
         let r = rt.content().reader(&c2, &d2)?;
-        let mut buf = vec![0u8; r.size() as usize];
-        let n = r.read_at(0, &mut buf)?;
-        buf.truncate(n);
-        Ok::<_, Error>(buf)
+        Ok::<_, Error>(r.read_to_vec()?)
     });
     std::thread::sleep(Duration::from_millis(300));
     assert!(!reader.is_finished(), "a reader must wait for the fill");

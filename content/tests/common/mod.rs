@@ -40,7 +40,7 @@ pub fn put(store: &ContentStore, view: &str, r: &str, data: &[u8]) -> Digest {
 /// Reads the whole blob `d` as `view` sees it.
 pub fn read_all(store: &ContentStore, view: &str, d: &Digest) -> Vec<u8> {
     let r = store.reader(view, d).unwrap();
-    let mut buf = vec![0u8; r.size() as usize];
-    assert_eq!(r.read_at(0, &mut buf).unwrap(), buf.len());
+    let buf = r.read_to_vec().unwrap();
+    assert_eq!(buf.len() as u64, r.size());
     buf
 }

@@ -138,22 +138,11 @@ fn classify(store: &ContentStore, view: &str, d: &Digest) -> Kind {
     }
 }
 
-/// The bytes of a small blob that starts like JSON.
+/// The bytes of a small blob (its size checked by the caller) that starts like JSON.
 fn read_small(store: &ContentStore, view: &str, d: &Digest) -> Option<Vec<u8>> {
-    let r = store.reader(view, d).ok()?;
-    let mut bytes = vec![0u8; r.size() as usize];
-    let mut at = 0;
-    while at < bytes.len() {
-        match r.read_at(at as u64, &mut bytes[at..]).ok()? {
-            0 => break,
-            n => at += n,
-        }
-        if bytes[..at].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-    }
-    bytes.truncate(at);
-    Some(bytes)
+    let bytes = store.reader(view, d).ok()?.read_to_vec().ok()?;
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    (first == Some(&b'{')).then_some(bytes)
 }
 
 #[cfg(test)]
