@@ -427,6 +427,40 @@ async fn a_client_unpack_on_overlay_gets_its_layers_applied_at_once() {
     }
 }
 
+/// A client unpack onto another backend than strata-overlay stops the layers staged early and
+/// removes them at once: they used to run to the end, taking the cores and the disk from that
+/// unpack, and wait 120 s for an overlay unpack that never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_unpack_on_native_stops_the_early_stagings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(dir.path());
+    let rt = Rt::new(p.runtime_channel().await, "native");
+    rt.create_lease("l").await;
+    let (_, _, chains) = put_image(&rt, &four_layers()).await;
+    let scratch = dir.path().join("root/tmp/staging");
+    wait_for(
+        || !scratch_dirs(&scratch, "prestage-").is_empty(),
+        "an early staging",
+    )
+    .await;
+    let msg = strata_proxy::api::snapshots::StatSnapshotRequest {
+        snapshotter: "strata-native".into(),
+        key: chains[0].clone(),
+    };
+    let e = rt
+        .snapshots()
+        .stat(rt.req(msg, Some("l")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    wait_for(
+        || scratch_dirs(&scratch, "").is_empty(),
+        "the early stagings removed",
+    )
+    .await;
+    rt.delete_lease("l", true).await.unwrap();
+}
+
 /// The entries of the daemon's scratch directory whose names start with `prefix` and are
 /// staging directories (`prestage-*`, `unpack-*`).
 fn scratch_dirs(scratch: &Path, prefix: &str) -> Vec<String> {

@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 
 use crate::chain::{ChainLayer, chain_id, chain_layers};
 use crate::diff::UNCOMPRESSED;
-use crate::staging::{self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, move_in, workers};
+use crate::staging::{
+    self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, StopFlag, Stoppable, move_in, workers,
+};
 use crate::{Ctx, Error, Result, Runtime};
 
 /// How many images (newest first) a lookup reads at most.
@@ -168,42 +170,38 @@ impl Runtime {
                         return checked(&l, staged);
                     }
                     let lower_unknown = !l.parent.is_empty();
-                    let staged = rt.stage_async(&c, &l.blob, &dir, lower_unknown).await?;
+                    let staged = rt
+                        .stage_async(&c, &l.blob, &dir, lower_unknown, StopFlag::default())
+                        .await?;
                     checked(&l, staged)
                 })
             })
             .collect()
     }
 
-    /// [`Runtime::stage`] on a blocking thread once one of the [`workers`] is free.
+    /// Applies layer `blob` of the namespace into the new directory `dir` for an overlay upper
+    /// directory, its blob digest checked, on a blocking thread once one of the [`workers`] is
+    /// free; it fails at its next read of the blob once `stop` is set.
     pub(crate) async fn stage_async(
         &self,
         ctx: &Ctx,
         blob: &Digest,
         dir: &Path,
         lower_unknown: bool,
+        stop: StopFlag,
     ) -> Result<Staged> {
         let _p = workers()
             .acquire_owned()
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let (rt, c, b, d) = (self.clone(), ctx.clone(), blob.clone(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || rt.stage(&c, &b, &d, lower_unknown))
-            .await
-            .map_err(|e| Error::Internal(format!("staging: {e}")))?
-    }
-
-    /// Applies layer `blob` of the namespace into the new directory `dir` for an overlay upper
-    /// directory (blocking), its blob digest checked.
-    fn stage(&self, ctx: &Ctx, blob: &Digest, dir: &Path, lower_unknown: bool) -> Result<Staged> {
-        let reader = self.content().reader(ctx, blob)?;
-        staging::stage(
-            reader.stream(),
-            blob,
-            dir,
-            lower_unknown,
-            self.unpack_config(),
-        )
+        tokio::task::spawn_blocking(move || {
+            let inner = rt.content().reader(&c, &b)?.stream();
+            let src = Stoppable { inner, stop };
+            staging::stage(src, &b, &d, lower_unknown, rt.unpack_config())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("staging: {e}")))?
     }
 
     /// Prepares `layer`'s snapshot, moves the staged tree in as its upper directory and

@@ -8,16 +8,18 @@
 //! that tree instead of applying the blob again (its diff ID is checked against the chain
 //! then); one not taken within [`KEEP`] is removed. Only while the daemon's last client unpack
 //! (or, before any, its default snapshotter) was onto `strata-overlay`, and within
-//! [`BUDGET`] bytes of blobs; `[unpack] parallel = false` turns it off with the rest.
+//! [`BUDGET`] bytes of blobs; a client unpack onto another backend stops and removes them at
+//! its first `Stat`. `[unpack] parallel = false` turns it off with the rest.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use strata_core::digest::Digest;
 use tokio::task::JoinHandle;
 
-use crate::staging::{PARALLEL_SNAPSHOTTER, Staged, looks_like_layer};
+use crate::staging::{PARALLEL_SNAPSHOTTER, Staged, StopFlag, looks_like_layer};
 use crate::{Ctx, Result, Runtime};
 
 /// How long a staged layer waits to be taken.
@@ -44,6 +46,7 @@ struct Job {
     id: u64,
     size: u64,
     handle: JoinHandle<Result<Staged>>,
+    stop: StopFlag,
 }
 
 impl Prestaged {
@@ -57,9 +60,27 @@ impl Runtime {
         &self.inner.prestaged
     }
 
-    /// A client unpack is asking for a layer on backend `name`.
+    /// A client unpack is asking for a layer on backend `name`. When that is not
+    /// `strata-overlay`, the layers staged early are for nobody: they stop at their next read
+    /// and are removed, instead of taking the cores and the disk from this unpack.
     pub(crate) fn unpack_target(&self, name: &str) {
-        self.prestaged().state().last_target = Some(name.to_string());
+        let jobs = {
+            let mut st = self.prestaged().state();
+            st.last_target = Some(name.to_string());
+            if self.canonical_snapshotter(name) == PARALLEL_SNAPSHOTTER || st.jobs.is_empty() {
+                return;
+            }
+            st.bytes = 0;
+            std::mem::take(&mut st.jobs)
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for (blob, job) in jobs {
+            job.stop.store(true, Ordering::Relaxed);
+            let rt = self.clone();
+            handle.spawn(async move { rt.remove_prestaged(&blob, job).await });
+        }
     }
 
     /// Starts staging blob `d` of the namespace when it looks like a layer (see the module
@@ -100,11 +121,13 @@ impl Runtime {
         if st.jobs.contains_key(d) {
             return;
         }
+        let stop = StopFlag::default();
+        let flag = stop.clone();
         let job = handle.spawn(async move {
             if let Some(parent) = dir.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            rt.stage_async(&c, &blob, &dir, true).await
+            rt.stage_async(&c, &blob, &dir, true, flag).await
         });
         st.bytes += size;
         st.jobs.insert(
@@ -113,6 +136,7 @@ impl Runtime {
                 id,
                 size,
                 handle: job,
+                stop,
             },
         );
         drop(st);
@@ -143,9 +167,14 @@ impl Runtime {
             st.bytes -= job.size;
             job
         };
+        self.remove_prestaged(blob, job).await;
+    }
+
+    /// Waits for `job` (of `blob`) to end and removes what it staged.
+    async fn remove_prestaged(&self, blob: &Digest, job: Job) {
         let dir = match job.handle.await {
             Ok(Ok(staged)) => staged.dir,
-            _ => self.staging_dir().join(format!("prestage-{id:016x}")),
+            _ => self.staging_dir().join(format!("prestage-{:016x}", job.id)),
         };
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         tracing::debug!(digest = %blob, "an early staged layer was not taken");

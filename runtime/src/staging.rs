@@ -12,6 +12,7 @@
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use strata_archive::Whiteouts;
@@ -48,6 +49,26 @@ pub fn workers() -> Arc<Semaphore> {
         Arc::new(Semaphore::new(n))
     })
     .clone()
+}
+
+/// Set to stop a staging at its next read of the blob: an early staging nobody will take.
+pub type StopFlag = Arc<AtomicBool>;
+
+/// A layer stream that fails once its [`StopFlag`] is set.
+pub struct Stoppable<R> {
+    pub inner: R,
+    pub stop: StopFlag,
+}
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "staging stopped: no unpack will take it",
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Whether a blob's first bytes are those of a gzip, zstd or tar stream.
