@@ -245,9 +245,12 @@ impl Offload {
         self.prestage(view, d);
     }
 
-    /// containerd is about to apply a layer itself: early staging stops ([`staged`]).
+    /// containerd's own unpack is about to apply a layer itself (a Prepare without a target):
+    /// early staging stops, and what it staged is dropped, as that unpack applies every layer
+    /// itself ([`staged`]).
     pub fn client_unpack(&self) {
         self.staging.client_unpack();
+        self.staging.drop_early();
     }
 
     /// Makes `target` from a staged tree ([`staged`]) when its diff ID gives that chain.

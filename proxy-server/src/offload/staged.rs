@@ -15,17 +15,22 @@
 //! At most one layer per core is applied at once. The Prepare of a staged layer takes its tree:
 //! it prepares the snapshot, moves the tree in as the upper directory and commits it once the
 //! diff ID gives the chain ID asked for. A staging that fails (a layer that needs the ones
-//! below it) or is not taken within [`KEEP`] is dropped, and the layer goes the usual way.
+//! below it) or is not taken within [`KEEP`] is dropped, and the layer goes the usual way; the
+//! early ones are stopped and dropped at once when the offload serves another backend or
+//! containerd's own unpack begins, as no Prepare will take them then.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
 use strata_registry::ImageRef;
-use strata_runtime::staging::{self, PARALLEL_SNAPSHOTTER, Staged, looks_like_layer};
+use strata_runtime::staging::{
+    self, PARALLEL_SNAPSHOTTER, Staged, StopFlag, Stoppable, looks_like_layer,
+};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -58,6 +63,7 @@ struct Job {
     /// The blob's size when staged early, else 0.
     early: u64,
     handle: JoinHandle<Result<Staged, String>>,
+    stop: StopFlag,
 }
 
 pub type StageJob = JoinHandle<Result<Staged, String>>;
@@ -78,15 +84,42 @@ impl Staging {
     /// The offload serves a layer on backend `sn` for a Prepare labelled `labels`. Only an
     /// import's turns early staging on: in a pull (labels naming the image), the blobs
     /// containerd still fetches are layers the offload applies from the registry.
+    /// On another backend the layers staged early are for nobody ([`Staging::drop_early`]).
     pub fn offload_target(&self, sn: &str, labels: &Labels) {
         let pull = labels.contains_key(CRI_IMAGE) || labels.contains_key(STARGZ_IMAGE);
         self.state().overlay_unpacks = sn == PARALLEL_SNAPSHOTTER && !pull;
+        if sn != PARALLEL_SNAPSHOTTER {
+            self.drop_early();
+        }
     }
 
     /// containerd is applying a layer itself (a Prepare of its unpack without a target, or
     /// one the offload cannot serve).
     pub fn client_unpack(&self) {
         self.state().overlay_unpacks = false;
+    }
+
+    /// Stops the layers staged early at their next read and removes them: no Prepare will take
+    /// them, and they would take the cores and the disk from the unpack under way.
+    pub fn drop_early(&self) {
+        let jobs: Vec<Job> = {
+            let mut st = self.state();
+            st.early_bytes = 0;
+            let early: Vec<Digest> = st
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.early > 0)
+                .map(|(d, _)| d.clone())
+                .collect();
+            early.iter().filter_map(|d| st.jobs.remove(d)).collect()
+        };
+        let Ok(rt) = Handle::try_current() else {
+            return;
+        };
+        for job in jobs {
+            job.stop.store(true, Ordering::Relaxed);
+            rt.spawn(discard(job.handle));
+        }
     }
 }
 
@@ -148,8 +181,16 @@ impl Offload {
             return;
         }
         let (this, view, b) = (self.clone(), view.to_string(), blob.clone());
-        let handle = tokio::spawn(async move { this.stage(&view, &b, source, dir).await });
-        st.jobs.insert(blob.clone(), Job { id, early, handle });
+        let stop = StopFlag::default();
+        let flag = stop.clone();
+        let handle = tokio::spawn(async move { this.stage(&view, &b, source, dir, flag).await });
+        let job = Job {
+            id,
+            early,
+            handle,
+            stop,
+        };
+        st.jobs.insert(blob.clone(), job);
         st.early_bytes += early;
         drop(st);
         let (this, blob) = (self.clone(), blob.clone());
@@ -159,13 +200,15 @@ impl Offload {
         });
     }
 
-    /// Applies `blob` into the new directory `dir` once a worker is free.
+    /// Applies `blob` into the new directory `dir` once a worker is free; it fails at its next
+    /// read once `stop` is set.
     async fn stage(
         &self,
         view: &str,
         blob: &Digest,
         source: Source,
         dir: PathBuf,
+        stop: StopFlag,
     ) -> Result<Staged, String> {
         let _worker = staging::workers()
             .acquire_owned()
@@ -184,14 +227,19 @@ impl Offload {
                         .content
                         .reader(&view, &blob)
                         .map_err(|e| e.to_string())?;
-                    staging::stage(r.stream(), &blob, &dir, true, cfg)
+                    let src = Stoppable {
+                        inner: r.stream(),
+                        stop,
+                    };
+                    staging::stage(src, &blob, &dir, true, cfg)
                 }
                 Source::Registry(image) => {
                     let body = this
                         .registry
                         .open_blob(&rt, &image, &blob.to_string())
                         .map_err(|e| e.to_string())?;
-                    staging::stage(body, &blob, &dir, true, cfg)
+                    let src = Stoppable { inner: body, stop };
+                    staging::stage(src, &blob, &dir, true, cfg)
                 }
             }
             .map_err(|e| e.to_string())
