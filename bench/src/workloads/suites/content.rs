@@ -5,7 +5,7 @@ use futures::FutureExt;
 
 use crate::Args;
 use crate::client::Target;
-use crate::stats::{Measurement, interleave, interleave_multi};
+use crate::stats::{Measurement, Samples, interleave, interleave_multi};
 use crate::workloads::content;
 
 /// Runs the content workloads on every target.
@@ -26,9 +26,6 @@ pub async fn run_group(
     group: &str,
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
-    let rate = |workload: String, unit: &'static str, samples: crate::stats::Samples| {
-        Measurement::new(group, workload, "-", unit, true, samples)
-    };
     let size = args.blob_mib << 20;
     let sha = content::sha256_speed(size.min(256 << 20));
     println!("sha256 single core: {sha:.0} MiB/s");
@@ -38,7 +35,12 @@ pub async fn run_group(
         async move { content::ingest_round(t, &mut data.lock().await, r).await }.boxed()
     })
     .await?;
-    let mut m = rate(format!("ingest {} MiB", args.blob_mib), "MiB/s", samples);
+    let mut m = rate(
+        group,
+        format!("ingest {} MiB", args.blob_mib),
+        "MiB/s",
+        samples,
+    );
     if let Some(s) = m.summary("strata") {
         m.notes.push(format!(
             "strata ingest = {:.0}% of single-core sha256 ({sha:.0} MiB/s)",
@@ -57,6 +59,7 @@ pub async fn run_group(
     })
     .await?;
     out.push(rate(
+        group,
         format!("read {} MiB", args.blob_mib),
         "MiB/s",
         samples,
@@ -66,6 +69,7 @@ pub async fn run_group(
     })
     .await?;
     out.push(rate(
+        group,
         format!("read {} MiB in 1 MiB Read calls", args.blob_mib),
         "MiB/s",
         samples,
@@ -75,6 +79,7 @@ pub async fn run_group(
     })
     .await?;
     out.push(rate(
+        group,
         format!(
             "{} random 64 KiB reads in {} MiB",
             args.random_reads, args.blob_mib
@@ -91,6 +96,7 @@ pub async fn run_group(
     })
     .await?;
     out.push(rate(
+        group,
         format!("ingest {} x 4 KiB blobs", args.small_blobs),
         "blobs/s",
         samples,
@@ -127,15 +133,13 @@ async fn small_reads(
     let (Some(rates), Some(cpu)) = (series.next(), series.next()) else {
         anyhow::bail!("small reads: no samples");
     };
-    out.push(Measurement::new(
+    out.push(rate(
         group,
         format!(
             "{} x 32 KiB Read calls in {} MiB",
             args.small_reads, args.blob_mib
         ),
-        "-",
         "reads/s",
-        true,
         rates,
     ));
     if pids.len() < targets.len() || pids.iter().any(Option::is_none) {
@@ -160,4 +164,9 @@ async fn small_reads(
     ));
     out.push(m);
     Ok(())
+}
+
+/// A higher-is-better row of `group`.
+fn rate(group: &str, workload: String, unit: &'static str, samples: Samples) -> Measurement {
+    Measurement::new(group, workload, "-", unit, true, samples)
 }
