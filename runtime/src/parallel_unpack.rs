@@ -25,9 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::chain::{ChainLayer, chain_id, chain_layers};
 use crate::diff::UNCOMPRESSED;
-use crate::staging::{
-    self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, StopFlag, Stoppable, move_in, workers,
-};
+use crate::staging::{self, PARALLEL_SNAPSHOTTER, STAGING_DIR, Staged, StopFlag, move_in};
 use crate::{Ctx, Error, Result, Runtime};
 
 /// How many images (newest first) a lookup reads at most.
@@ -148,7 +146,7 @@ impl Runtime {
         Ok(b.stat(&view, chain).await.ok())
     }
 
-    /// Starts applying every layer into `root/<i>`, at most [`workers`] at once, in order. A
+    /// Starts applying every layer into `root/<i>`, at most [`staging::workers`] at once, in order. A
     /// layer staged while its blob was written ([`crate::prestage`]) is taken as it is.
     fn stage_all(
         &self,
@@ -180,8 +178,8 @@ impl Runtime {
     }
 
     /// Applies layer `blob` of the namespace into the new directory `dir` for an overlay upper
-    /// directory, its blob digest checked, on a blocking thread once one of the [`workers`] is
-    /// free; it fails at its next read of the blob once `stop` is set.
+    /// directory, its blob digest checked ([`staging::stage_on_worker`]); it fails at its next
+    /// read of the blob once `stop` is set.
     pub(crate) async fn stage_async(
         &self,
         ctx: &Ctx,
@@ -190,18 +188,18 @@ impl Runtime {
         lower_unknown: bool,
         stop: StopFlag,
     ) -> Result<Staged> {
-        let _p = workers()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let (rt, c, b, d) = (self.clone(), ctx.clone(), blob.clone(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || {
-            let inner = rt.content().reader(&c, &b)?.stream();
-            let src = Stoppable { inner, stop };
-            staging::stage(src, &b, &d, lower_unknown, rt.unpack_config())
-        })
+        let (rt, c, b) = (self.clone(), ctx.clone(), blob.clone());
+        let open = move || Ok(rt.content().reader(&c, &b)?.stream());
+        let cfg = self.unpack_config().clone();
+        staging::stage_on_worker(
+            open,
+            blob.clone(),
+            dir.to_path_buf(),
+            lower_unknown,
+            cfg,
+            stop,
+        )
         .await
-        .map_err(|e| Error::Internal(format!("staging: {e}")))?
     }
 
     /// Prepares `layer`'s snapshot, moves the staged tree in as its upper directory and

@@ -6,26 +6,19 @@
 //! applying it at once into a staging directory, as an upper overlay layer whose place is not
 //! known yet ([`strata_archive::Options::lower_unknown`]). The unpack's parallel stage takes
 //! that tree instead of applying the blob again (its diff ID is checked against the chain
-//! then); one not taken within [`KEEP`] is removed. Only while the daemon's last client unpack
-//! (or, before any, its default snapshotter) was onto `strata-overlay`, and within
-//! [`BUDGET`] bytes of blobs; a client unpack onto another backend stops and removes them at
-//! its first `Stat`. `[unpack] parallel = false` turns it off with the rest.
+//! then); one not taken within [`KEEP`] is removed. Only while the daemon's last client
+//! unpack (or, before any, its default snapshotter) was onto `strata-overlay`, and within
+//! [`BUDGET`](crate::staging::BUDGET) bytes of blobs; a client unpack onto another backend
+//! stops and removes them at its first `Stat`. `[unpack] parallel = false` turns it off with
+//! the rest.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use strata_core::digest::Digest;
 use tokio::task::JoinHandle;
 
-use crate::staging::{PARALLEL_SNAPSHOTTER, Staged, StopFlag, looks_like_layer};
+use crate::staging::{Job, Jobs, KEEP, PARALLEL_SNAPSHOTTER, Staged, StopFlag, is_layer};
 use crate::{Ctx, Result, Runtime};
-
-/// How long a staged layer waits to be taken.
-pub const KEEP: Duration = Duration::from_secs(120);
-/// Most blob bytes staged and not yet taken.
-pub const BUDGET: u64 = 2 << 30;
 
 /// The layers staged early, by blob digest.
 #[derive(Default)]
@@ -35,18 +28,10 @@ pub(crate) struct Prestaged {
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<Digest, Job>,
-    /// Blob bytes of `jobs`.
-    bytes: u64,
+    /// Every one early.
+    jobs: Jobs<Result<Staged>>,
     /// The backend of the last client unpack.
     last_target: Option<String>,
-}
-
-struct Job {
-    id: u64,
-    size: u64,
-    handle: JoinHandle<Result<Staged>>,
-    stop: StopFlag,
 }
 
 impl Prestaged {
@@ -64,20 +49,18 @@ impl Runtime {
     /// `strata-overlay`, the layers staged early are for nobody: they stop at their next read
     /// and are removed, instead of taking the cores and the disk from this unpack.
     pub(crate) fn unpack_target(&self, name: &str) {
-        let jobs = {
+        let stopped = {
             let mut st = self.prestaged().state();
             st.last_target = Some(name.to_string());
-            if self.canonical_snapshotter(name) == PARALLEL_SNAPSHOTTER || st.jobs.is_empty() {
+            if self.canonical_snapshotter(name) == PARALLEL_SNAPSHOTTER {
                 return;
             }
-            st.bytes = 0;
-            std::mem::take(&mut st.jobs)
+            st.jobs.stop_early()
         };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        for (blob, job) in jobs {
-            job.stop.store(true, Ordering::Relaxed);
+        for (blob, job) in stopped {
             let rt = self.clone();
             handle.spawn(async move { rt.remove_prestaged(&blob, job).await });
         }
@@ -103,42 +86,26 @@ impl Runtime {
                 .as_deref()
                 .unwrap_or(&self.inner.default_snapshotter);
             if self.canonical_snapshotter(target) != PARALLEL_SNAPSHOTTER
-                || st.jobs.contains_key(d)
-                || st.bytes + size > BUDGET
+                || st.jobs.contains(d)
+                || !st.jobs.fits(size)
             {
                 return;
             }
         }
-        let mut head = [0u8; 512];
-        let n = reader.read_at(0, &mut head).unwrap_or(0);
-        if !looks_like_layer(&head[..n]) {
+        if size == 0 || !is_layer(&reader) {
             return;
         }
         let id = rand::random::<u64>();
         let dir = self.staging_dir().join(format!("prestage-{id:016x}"));
         let (rt, c, blob) = (self.clone(), ctx.clone(), d.clone());
         let mut st = self.prestaged().state();
-        if st.jobs.contains_key(d) {
+        if st.jobs.contains(d) {
             return;
         }
         let stop = StopFlag::default();
         let flag = stop.clone();
-        let job = handle.spawn(async move {
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            rt.stage_async(&c, &blob, &dir, true, flag).await
-        });
-        st.bytes += size;
-        st.jobs.insert(
-            d.clone(),
-            Job {
-                id,
-                size,
-                handle: job,
-                stop,
-            },
-        );
+        let job = handle.spawn(async move { rt.stage_async(&c, &blob, &dir, true, flag).await });
+        st.jobs.insert(d.clone(), id, size, job, stop);
         drop(st);
         let (rt, blob) = (self.clone(), d.clone());
         handle.spawn(async move {
@@ -150,28 +117,19 @@ impl Runtime {
 
     /// The early staging of `blob`, if any (it is the caller's from now on).
     pub(crate) fn take_prestaged(&self, blob: &Digest) -> Option<JoinHandle<Result<Staged>>> {
-        let mut st = self.prestaged().state();
-        let job = st.jobs.remove(blob)?;
-        st.bytes -= job.size;
-        Some(job.handle)
+        self.prestaged().state().jobs.take(blob)
     }
 
     /// Removes the early staging `id` of `blob` when nobody took it.
     async fn expire_prestaged(&self, blob: &Digest, id: u64) {
-        let job = {
-            let mut st = self.prestaged().state();
-            if st.jobs.get(blob).is_none_or(|j| j.id != id) {
-                return;
-            }
-            let job = st.jobs.remove(blob).expect("present");
-            st.bytes -= job.size;
-            job
-        };
-        self.remove_prestaged(blob, job).await;
+        let job = self.prestaged().state().jobs.expire(blob, id);
+        if let Some(job) = job {
+            self.remove_prestaged(blob, job).await;
+        }
     }
 
     /// Waits for `job` (of `blob`) to end and removes what it staged.
-    async fn remove_prestaged(&self, blob: &Digest, job: Job) {
+    async fn remove_prestaged(&self, blob: &Digest, job: Job<Result<Staged>>) {
         let dir = match job.handle.await {
             Ok(Ok(staged)) => staged.dir,
             _ => self.staging_dir().join(format!("prestage-{:016x}", job.id)),

@@ -16,11 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use strata_archive::Whiteouts;
+use strata_content::BlobReader;
 use strata_core::digest::Digest;
 use strata_snapshotters::Mount;
 use tokio::sync::Semaphore;
 
 use crate::{Error, Result, UnpackConfig};
+
+mod jobs;
+
+pub use jobs::{BUDGET, Job, Jobs, KEEP};
 
 /// The backend whose layers are independent directories.
 pub const PARALLEL_SNAPSHOTTER: &str = "strata-overlay";
@@ -76,6 +81,47 @@ pub fn looks_like_layer(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
         || head.get(257..262) == Some(b"ustar")
+}
+
+/// Whether the blob `reader` reads [`looks_like_layer`] (reads its first 512 bytes).
+pub fn is_layer(reader: &BlobReader) -> bool {
+    let mut head = [0u8; 512];
+    let n = reader.read_at(0, &mut head).unwrap_or(0);
+    looks_like_layer(&head[..n])
+}
+
+/// [`stage`] on a blocking thread once one of the [`workers`] is free: applies the layer
+/// stream `open` gives into the new directory `dir` (its parent created if need be). It fails
+/// at its next read of the stream once `stop` is set.
+pub async fn stage_on_worker<R, F>(
+    open: F,
+    blob: Digest,
+    dir: PathBuf,
+    lower_unknown: bool,
+    cfg: UnpackConfig,
+    stop: StopFlag,
+) -> Result<Staged>
+where
+    R: Read + Send,
+    F: FnOnce() -> Result<R> + Send + 'static,
+{
+    let _worker = workers()
+        .acquire_owned()
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Internal(format!("staging in {}: {e}", parent.display())))?;
+        }
+        let src = Stoppable {
+            inner: open()?,
+            stop,
+        };
+        stage(src, &blob, &dir, lower_unknown, &cfg)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("staging: {e}")))?
 }
 
 /// Applies the layer stream `src` of blob `blob` into the new directory `dir` as an overlay

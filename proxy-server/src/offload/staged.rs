@@ -10,7 +10,7 @@
 //!   a layer starts staging at once — only while the last layer the offload served was an
 //!   import's (not a pull's) onto `strata-overlay` and containerd applied none itself since
 //!   (containerd 1.6's `ctr images import`, 2.x's `ctr images pull --local`: a tree staged
-//!   for them would be wasted), within [`BUDGET`] bytes of blobs.
+//!   for them would be wasted), within [`BUDGET`](staging::BUDGET) bytes of blobs.
 //!
 //! At most one layer per core is applied at once. The Prepare of a staged layer takes its tree:
 //! it prepares the snapshot, moves the tree in as the upper directory and commits it once the
@@ -19,28 +19,18 @@
 //! early ones are stopped and dropped at once when the offload serves another backend or
 //! containerd's own unpack begins, as no Prepare will take them then.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use strata_core::digest::Digest;
 use strata_core::labels::Labels;
 use strata_registry::ImageRef;
-use strata_runtime::staging::{
-    self, PARALLEL_SNAPSHOTTER, Staged, StopFlag, Stoppable, looks_like_layer,
-};
+use strata_runtime::staging::{self, Jobs, KEEP, PARALLEL_SNAPSHOTTER, Staged, StopFlag, is_layer};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::chains::ChainLayer;
 use super::{CRI_IMAGE, Offload, STARGZ_IMAGE, Source};
-
-/// How long a staged layer waits to be taken.
-pub const KEEP: Duration = Duration::from_secs(120);
-/// Most blob bytes staged early and not yet taken.
-pub const BUDGET: u64 = 2 << 30;
 
 /// The staged layers, by blob digest.
 #[derive(Clone, Default)]
@@ -50,20 +40,10 @@ pub struct Staging {
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<Digest, Job>,
-    /// Blob bytes of the early jobs.
-    early_bytes: u64,
+    jobs: Jobs<Result<Staged, String>>,
     /// Whether the offload's last Prepare went to [`PARALLEL_SNAPSHOTTER`], with no client
     /// unpack since.
     overlay_unpacks: bool,
-}
-
-struct Job {
-    id: u64,
-    /// The blob's size when staged early, else 0.
-    early: u64,
-    handle: JoinHandle<Result<Staged, String>>,
-    stop: StopFlag,
 }
 
 pub type StageJob = JoinHandle<Result<Staged, String>>;
@@ -75,10 +55,7 @@ impl Staging {
 
     /// The staging of `blob`, if any (the caller's from now on).
     pub fn take(&self, blob: &Digest) -> Option<StageJob> {
-        let mut st = self.state();
-        let job = st.jobs.remove(blob)?;
-        st.early_bytes -= job.early;
-        Some(job.handle)
+        self.state().jobs.take(blob)
     }
 
     /// The offload serves a layer on backend `sn` for a Prepare labelled `labels`. Only an
@@ -102,22 +79,11 @@ impl Staging {
     /// Stops the layers staged early at their next read and removes them: no Prepare will take
     /// them, and they would take the cores and the disk from the unpack under way.
     pub fn drop_early(&self) {
-        let jobs: Vec<Job> = {
-            let mut st = self.state();
-            st.early_bytes = 0;
-            let early: Vec<Digest> = st
-                .jobs
-                .iter()
-                .filter(|(_, j)| j.early > 0)
-                .map(|(d, _)| d.clone())
-                .collect();
-            early.iter().filter_map(|d| st.jobs.remove(d)).collect()
-        };
+        let stopped = self.state().jobs.stop_early();
         let Ok(rt) = Handle::try_current() else {
             return;
         };
-        for job in jobs {
-            job.stop.store(true, Ordering::Relaxed);
+        for (_, job) in stopped {
             rt.spawn(discard(job.handle));
         }
     }
@@ -128,7 +94,7 @@ impl Offload {
     /// `image`'s registry serves.
     pub(super) fn stage_above(&self, view: &str, layers: &[ChainLayer], image: Option<&ImageRef>) {
         for layer in layers {
-            if self.staging.state().jobs.contains_key(&layer.blob) {
+            if self.staging.state().jobs.contains(&layer.blob) {
                 continue;
             }
             let source = match self.content.info(view, &layer.blob) {
@@ -155,13 +121,11 @@ impl Offload {
         let size = reader.size();
         {
             let st = self.staging.state();
-            if !st.overlay_unpacks || st.jobs.contains_key(d) || st.early_bytes + size > BUDGET {
+            if !st.overlay_unpacks || st.jobs.contains(d) || !st.jobs.fits(size) {
                 return;
             }
         }
-        let mut head = [0u8; 512];
-        let n = reader.read_at(0, &mut head).unwrap_or(0);
-        if !looks_like_layer(&head[..n]) {
+        if size == 0 || !is_layer(&reader) {
             return;
         }
         self.start(view, d, Source::Store, size);
@@ -177,21 +141,14 @@ impl Offload {
             .join(strata_runtime::STAGING_DIR)
             .join(format!("offload-{id:016x}"));
         let mut st = self.staging.state();
-        if st.jobs.contains_key(blob) {
+        if st.jobs.contains(blob) {
             return;
         }
         let (this, view, b) = (self.clone(), view.to_string(), blob.clone());
         let stop = StopFlag::default();
         let flag = stop.clone();
-        let handle = tokio::spawn(async move { this.stage(&view, &b, source, dir, flag).await });
-        let job = Job {
-            id,
-            early,
-            handle,
-            stop,
-        };
-        st.jobs.insert(blob.clone(), job);
-        st.early_bytes += early;
+        let handle = tokio::spawn(async move { this.stage(view, b, source, dir, flag).await });
+        st.jobs.insert(blob.clone(), id, early, handle, stop);
         drop(st);
         let (this, blob) = (self.clone(), blob.clone());
         tokio::spawn(async move {
@@ -200,52 +157,38 @@ impl Offload {
         });
     }
 
-    /// Applies `blob` into the new directory `dir` once a worker is free; it fails at its next
-    /// read once `stop` is set.
+    /// Applies `blob` into the new directory `dir` ([`staging::stage_on_worker`]); it fails
+    /// at its next read once `stop` is set.
     async fn stage(
         &self,
-        view: &str,
-        blob: &Digest,
+        view: String,
+        blob: Digest,
         source: Source,
         dir: PathBuf,
         stop: StopFlag,
     ) -> Result<Staged, String> {
-        let _worker = staging::workers()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let (this, view, blob) = (self.clone(), view.to_string(), blob.clone());
+        let (this, b) = (self.clone(), blob.clone());
         let rt = Handle::current();
-        tokio::task::spawn_blocking(move || {
-            if let Some(parent) = dir.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            let cfg = &this.unpack;
-            match source {
-                Source::Store => {
-                    let r = this
-                        .content
-                        .reader(&view, &blob)
-                        .map_err(|e| e.to_string())?;
-                    let src = Stoppable {
-                        inner: r.stream(),
-                        stop,
-                    };
-                    staging::stage(src, &blob, &dir, true, cfg)
-                }
-                Source::Registry(image) => {
-                    let body = this
-                        .registry
-                        .open_blob(&rt, &image, &blob.to_string())
-                        .map_err(|e| e.to_string())?;
-                    let src = Stoppable { inner: body, stop };
-                    staging::stage(src, &blob, &dir, true, cfg)
-                }
-            }
+        let open = move || -> strata_runtime::Result<Box<dyn std::io::Read + Send>> {
+            let unavailable = |e: String| strata_runtime::Error::Unavailable(e);
+            Ok(match source {
+                Source::Store => Box::new(
+                    this.content
+                        .reader(&view, &b)
+                        .map_err(|e| unavailable(e.to_string()))?
+                        .stream(),
+                ),
+                Source::Registry(image) => Box::new(
+                    this.registry
+                        .open_blob(&rt, &image, &b.to_string())
+                        .map_err(|e| unavailable(e.to_string()))?,
+                ),
+            })
+        };
+        let cfg = self.unpack.clone();
+        staging::stage_on_worker(open, blob, dir, true, cfg, stop)
+            .await
             .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
     }
 
     /// Drops the staging `id` of `blob` when nobody took it. An early one left untaken stops
@@ -253,12 +196,10 @@ impl Offload {
     async fn expire(&self, blob: &Digest, id: u64) {
         let job = {
             let mut st = self.staging.state();
-            if st.jobs.get(blob).is_none_or(|j| j.id != id) {
+            let Some(job) = st.jobs.expire(blob, id) else {
                 return;
-            }
-            let job = st.jobs.remove(blob).expect("present");
-            st.early_bytes -= job.early;
-            if job.early > 0 {
+            };
+            if job.is_early() {
                 st.overlay_unpacks = false;
             }
             job
