@@ -442,7 +442,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(prep) = prep.as_ref().filter(|_| args.wants("deployed")) {
         for ctd in &containerds(&args) {
             let dir = scratch.path().join(format!("deployed-{}", ctd.label()));
-            suites::deployed::run(&args, prep, ctd, &dir, &mut results, &mut notes).await?;
+            let btrfs = args.btrfs_dir.as_deref().filter(|d| servers::on_btrfs(d));
+            suites::deployed::run(&args, prep, ctd, &dir, btrfs, &mut results, &mut notes).await?;
         }
     }
     drop(prep);
@@ -545,7 +546,7 @@ async fn btrfs_pair(args: &Args) -> anyhow::Result<Result<BtrfsPair, String>> {
             "btrfs skipped: give --btrfs-dir DIR (a directory on a btrfs mount)".into(),
         ));
     };
-    if !on_btrfs(dir) {
+    if !servers::on_btrfs(dir) {
         return Ok(Err(format!(
             "btrfs skipped: {} is not on a btrfs mount",
             dir.display()
@@ -562,19 +563,6 @@ async fn btrfs_pair(args: &Args) -> anyhow::Result<Result<BtrfsPair, String>> {
         pair: btrfs,
         dir: scratch,
     }))
-}
-
-/// Whether `dir` is on a btrfs file system (statfs magic).
-fn on_btrfs(dir: &Path) -> bool {
-    const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable statfs.
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type as i64 == BTRFS_SUPER_MAGIC
 }
 
 async fn targets(strata: &Path, ctd: &Path) -> anyhow::Result<Vec<Target>> {

@@ -292,7 +292,9 @@ fn containerd_config(
         let a = sock.display();
         c +=
             &format!("[proxy_plugins.strata-content]\n  type = \"content\"\n  address = \"{a}\"\n");
-        for b in STRATA {
+        // strata-btrfs only where strata-proxy serves it: the roots of this run are on btrfs.
+        let btrfs = on_btrfs(root).then_some("strata-btrfs");
+        for b in STRATA.into_iter().chain(btrfs) {
             c += &format!("[proxy_plugins.{b}]\n  type = \"snapshot\"\n  address = \"{a}\"\n");
             if v2 {
                 c += &format!(
@@ -398,4 +400,17 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Whether `dir` is on a btrfs file system (statfs magic).
+pub fn on_btrfs(dir: &Path) -> bool {
+    const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable statfs.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BTRFS_SUPER_MAGIC
 }

@@ -6,46 +6,107 @@
 //! `images rm --sync` after; with `go` at hand also containerd's Go client `Pull` as its CRI
 //! plugin runs it for kubelet, integration/cri-pull), the same with `--concurrent-clients`
 //! clients at once, per backend
-//! (overlay, native), and the tasks suite's `ctr run`
+//! (overlay, native, and btrfs with roots under `--btrfs-dir`), and the tasks suite's `ctr run`
 //! rows on overlay, on containerd 1.6 and, with `--containerd2`, on 2.x.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Args;
-use crate::servers::{self, Containerd};
+use crate::servers::{self, Containerd, Server};
 use crate::stats::Measurement;
 use crate::workloads::suites::tasks as task_suite;
 use crate::workloads::suites::unpack::{self, Prepared};
 use crate::workloads::tasks;
 use crate::workloads::unpack::Side;
 
-/// The backends this group compares (btrfs needs its own pair of roots on btrfs: not here).
-const BACKENDS: [(&str, &str, &str); 2] = [
+/// The backends this group compares: (bench name, Strata's snapshotter, containerd's).
+const BACKENDS: [(&str, &str, &str); 3] = [
     ("overlay", "strata-overlay", "overlayfs"),
     ("native", "strata-native", "native"),
+    ("btrfs", "strata-btrfs", "btrfs"),
 ];
 
-/// Starts strata-proxy, a containerd `ctd` on it and a containerd `ctd` on its own, under `dir`,
-/// then runs the unpack rows on each backend in `--backends`.
+/// The servers of one side-by-side: strata-proxy, a containerd on it, a containerd on its own.
+/// Fields drop in order: the containerds stop before strata-proxy.
+struct Trio {
+    on_strata: Server,
+    builtin: Server,
+    strata: Server,
+}
+
+impl Trio {
+    /// Starts the three with roots under `dir`; strata-proxy's config lists the loopback
+    /// registry the pull rows use as one the offload may fetch from (plain HTTP), as an operator
+    /// lists a registry in `[offload] insecure_registries` or `[registry.hosts]`.
+    fn start(args: &Args, prep: &Prepared, ctd: &Containerd, dir: &Path) -> anyhow::Result<Self> {
+        for sub in ["strata", "containerd-on-strata", "containerd"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let config = prep
+            .registry
+            .as_ref()
+            .map(|r| format!("[offload]\ninsecure_registries = [\"{}\"]\n", r.addr));
+        let strata = servers::start_strata_with(
+            &args.strata_bin()?,
+            &dir.join("strata"),
+            config.as_deref(),
+        )?;
+        let on_strata = servers::start_containerd_on(
+            &dir.join("containerd-on-strata"),
+            Some(&strata.socket),
+            ctd,
+        )?;
+        let builtin = servers::start_containerd_on(&dir.join("containerd"), None, ctd)?;
+        Ok(Trio {
+            on_strata,
+            builtin,
+            strata,
+        })
+    }
+
+    /// The two sides of the unpack rows on one backend.
+    fn sides(
+        &self,
+        ctd: &Containerd,
+        ours: &str,
+        theirs: &str,
+        cri: &Option<PathBuf>,
+    ) -> [Side; 2] {
+        [
+            Side {
+                name: "strata",
+                socket: self.on_strata.socket.clone(),
+                snapshotter: ours.into(),
+                ctr: ctd.ctr(),
+                cri_pull: cri.clone(),
+                pids: vec![self.on_strata.pid(), self.strata.pid()],
+            },
+            Side {
+                name: "containerd",
+                socket: self.builtin.socket.clone(),
+                snapshotter: theirs.into(),
+                ctr: ctd.ctr(),
+                cri_pull: cri.clone(),
+                pids: vec![self.builtin.pid()],
+            },
+        ]
+    }
+}
+
+/// Starts a [`Trio`] under `dir` (and, for btrfs, another under a fresh directory in
+/// `btrfs_dir`: containerd's btrfs snapshotter needs its root there), then runs the unpack rows
+/// on each backend in `--backends`, and the tasks rows on overlay.
 pub async fn run(
     args: &Args,
     prep: &Prepared,
     ctd: &Containerd,
     dir: &Path,
+    btrfs_dir: Option<&Path>,
     out: &mut Vec<Measurement>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    for sub in ["strata", "containerd-on-strata", "containerd"] {
-        std::fs::create_dir_all(dir.join(sub))?;
-    }
-    // The registry the pull rows use is one the offload may fetch from (plain HTTP), as an
-    // operator lists a registry in `[offload] insecure_registries` or `[registry.hosts]`.
-    let config = prep
-        .registry
-        .as_ref()
-        .map(|r| format!("[offload]\ninsecure_registries = [\"{}\"]\n", r.addr));
-    let strata =
-        servers::start_strata_with(&args.strata_bin()?, &dir.join("strata"), config.as_deref())?;
+    let wanted = |b: &str| args.backends.iter().any(|x| x == b);
+    let trio = Trio::start(args, prep, ctd, dir)?;
     let cri_pull = match prep.registry {
         Some(_) => match servers::build_go_tool(dir, "integration/cri-pull").await {
             Ok(p) => Some(p),
@@ -58,33 +119,31 @@ pub async fn run(
         },
         None => None,
     };
-    let on_strata =
-        servers::start_containerd_on(&dir.join("containerd-on-strata"), Some(&strata.socket), ctd)?;
-    let builtin = servers::start_containerd_on(&dir.join("containerd"), None, ctd)?;
     let label = ctd.label();
     let version = containerd_version(ctd).await;
     for (backend, ours, theirs) in BACKENDS {
-        if !args.backends.iter().any(|b| b == backend) {
+        if !wanted(backend) {
             continue;
         }
-        let sides = [
-            Side {
-                name: "strata",
-                socket: on_strata.socket.clone(),
-                snapshotter: ours.into(),
-                ctr: ctd.ctr(),
-                cri_pull: cri_pull.clone(),
-                pids: vec![on_strata.pid(), strata.pid()],
-            },
-            Side {
-                name: "containerd",
-                socket: builtin.socket.clone(),
-                snapshotter: theirs.into(),
-                ctr: ctd.ctr(),
-                cri_pull: cri_pull.clone(),
-                pids: vec![builtin.pid()],
-            },
-        ];
+        // Declared before the trio it may hold, so that it is removed after the servers stop.
+        let scratch;
+        let btrfs_trio;
+        let servers = if backend == "btrfs" {
+            let Some(root) = btrfs_dir else {
+                let note = "deployed: btrfs skipped: no --btrfs-dir on a btrfs mount";
+                println!("note: {note}");
+                notes.push(note.into());
+                continue;
+            };
+            scratch = tempfile::Builder::new()
+                .prefix("strata-bench-deployed-")
+                .tempdir_in(root)?;
+            btrfs_trio = Trio::start(args, prep, ctd, scratch.path())?;
+            &btrfs_trio
+        } else {
+            &trio
+        };
+        let sides = servers.sides(ctd, ours, theirs, &cri_pull);
         let group = format!("deployed, containerd {label}: {backend}");
         unpack::run(args, prep, &sides, backend, &group, out).await?;
         unpack::run_concurrent(args, prep, &sides, backend, &group, out).await?;
@@ -105,7 +164,7 @@ pub async fn run(
             ));
         }
     }
-    if args.backends.iter().any(|b| b == "overlay") {
+    if wanted("overlay") {
         // containerd's shims keep runc's state in a host-wide root, per namespace.
         let runc_root = Some(Path::new("/run/containerd/runc").join(tasks::NAMESPACE));
         let side = |name, server: &servers::Server, snapshotter: &str| tasks::Side {
@@ -117,8 +176,8 @@ pub async fn run(
             server_root: Some(server.root.clone()),
         };
         let sides = [
-            side("strata", &on_strata, "strata-overlay"),
-            side("containerd", &builtin, "overlayfs"),
+            side("strata", &trio.on_strata, "strata-overlay"),
+            side("containerd", &trio.builtin, "overlayfs"),
         ];
         let group = format!("deployed, containerd {label}: tasks");
         task_suite::run(args, &sides, &group, dir, out, notes).await?;
