@@ -288,13 +288,18 @@ fn containerd_config(
         r = root.display(),
         s = socket.display()
     );
+    // strata-btrfs only where strata-proxy serves it, and btrfs only where containerd's loads:
+    // the roots of this run are on btrfs.
+    let btrfs = on_btrfs(root);
+    let ours: Vec<&str> = STRATA
+        .into_iter()
+        .chain(btrfs.then_some("strata-btrfs"))
+        .collect();
     if let Some(sock) = strata {
         let a = sock.display();
         c +=
             &format!("[proxy_plugins.strata-content]\n  type = \"content\"\n  address = \"{a}\"\n");
-        // strata-btrfs only where strata-proxy serves it: the roots of this run are on btrfs.
-        let btrfs = on_btrfs(root).then_some("strata-btrfs");
-        for b in STRATA.into_iter().chain(btrfs) {
+        for b in &ours {
             c += &format!("[proxy_plugins.{b}]\n  type = \"snapshot\"\n  address = \"{a}\"\n");
             if v2 {
                 c += &format!(
@@ -314,8 +319,9 @@ fn containerd_config(
         // its default, overlayfs).
         c += "[plugins.\"io.containerd.transfer.v1.local\"]\n";
         let names = BUILTIN
-            .iter()
-            .chain(strata.map_or(&[][..], |_| &STRATA[..]));
+            .into_iter()
+            .chain(btrfs.then_some("btrfs"))
+            .chain(strata.map_or(&[][..], |_| &ours[..]).iter().copied());
         for b in names {
             c += &format!(
                 "  [[plugins.\"io.containerd.transfer.v1.local\".unpack_config]]\n    \
