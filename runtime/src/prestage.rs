@@ -92,7 +92,7 @@ impl Runtime {
                 return;
             }
         }
-        if size == 0 || !is_layer(&reader) {
+        if !is_layer(&reader) {
             return;
         }
         let id = rand::random::<u64>();

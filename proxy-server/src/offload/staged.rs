@@ -125,7 +125,7 @@ impl Offload {
                 return;
             }
         }
-        if size == 0 || !is_layer(&reader) {
+        if !is_layer(&reader) {
             return;
         }
         self.start(view, d, Source::Store, size);
