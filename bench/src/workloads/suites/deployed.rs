@@ -106,7 +106,12 @@ pub async fn run(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let wanted = |b: &str| args.backends.iter().any(|x| x == b);
-    let trio = Trio::start(args, prep, ctd, dir)?;
+    // The trio under `dir` serves overlay, native and the tasks rows; btrfs has its own.
+    let trio = if wanted("overlay") || wanted("native") {
+        Some(Trio::start(args, prep, ctd, dir)?)
+    } else {
+        None
+    };
     let cri_pull = match prep.registry {
         Some(_) => match servers::build_go_tool(dir, "integration/cri-pull").await {
             Ok(p) => Some(p),
@@ -141,7 +146,8 @@ pub async fn run(
             btrfs_trio = Trio::start(args, prep, ctd, scratch.path())?;
             &btrfs_trio
         } else {
-            &trio
+            let Some(trio) = trio.as_ref() else { continue };
+            trio
         };
         let sides = servers.sides(ctd, ours, theirs, &cri_pull);
         let group = format!("deployed, containerd {label}: {backend}");
@@ -164,7 +170,7 @@ pub async fn run(
             ));
         }
     }
-    if wanted("overlay") {
+    if let Some(trio) = trio.as_ref().filter(|_| wanted("overlay")) {
         // containerd's shims keep runc's state in a host-wide root, per namespace.
         let runc_root = Some(Path::new("/run/containerd/runc").join(tasks::NAMESPACE));
         let side = |name, server: &servers::Server, snapshotter: &str| tasks::Side {
