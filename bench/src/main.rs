@@ -21,6 +21,11 @@ pub struct Args {
     /// Tiny sizes: checks every workload runs (CI smoke run); numbers are not meaningful.
     #[arg(long)]
     quick: bool,
+    /// Every group and row asked for must run: what would otherwise be skipped with a note (a
+    /// tool missing, a server that does not start, a group that fails) is an error, and the
+    /// exit status is non-zero. CI's smoke run uses it.
+    #[arg(long)]
+    strict: bool,
     /// Large-blob ingest/read size in MiB.
     #[arg(long, default_value_t = 1024)]
     blob_mib: usize,
@@ -167,6 +172,18 @@ pub struct Args {
 }
 
 impl Args {
+    /// Records why a group or some of its rows did not run: a note in the report, or with
+    /// `--strict` an error.
+    pub fn skip(&self, notes: &mut Vec<String>, note: String) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.strict,
+            "{note} (--strict: every group asked for must run)"
+        );
+        println!("note: {note}");
+        notes.push(note);
+        Ok(())
+    }
+
     fn shrink(&mut self) {
         if self.quick {
             self.blob_mib = 8;
@@ -358,10 +375,7 @@ async fn main() -> anyhow::Result<()> {
                     suites::snapshots::run(&args, &p.pair.targets, "btrfs", dir, &mut results)
                         .await?
                 }
-                Err(note) => {
-                    println!("note: {note}");
-                    notes.push(note.clone());
-                }
+                Err(note) => args.skip(&mut notes, note.clone())?,
             }
             btrfs = Some(bp);
         }
@@ -374,10 +388,7 @@ async fn main() -> anyhow::Result<()> {
     if args.wants("runtime") {
         match runtime_targets(&main_pair).await {
             Ok(rts) => suites::runtime::run(&args, &rts, &mut results).await?,
-            Err(note) => {
-                println!("note: {note}");
-                notes.push(note);
-            }
+            Err(note) => args.skip(&mut notes, note)?,
         }
     }
     let prep = match args.wants("unpack") || args.wants("deployed") {
@@ -391,10 +402,7 @@ async fn main() -> anyhow::Result<()> {
                     let group = format!("unpack: {b}");
                     suites::unpack::run(&args, &prep, &sides, b, &group, &mut results).await?
                 }
-                Err(note) => {
-                    println!("note: {note}");
-                    notes.push(note);
-                }
+                Err(note) => args.skip(&mut notes, note)?,
             }
         }
         if want_btrfs {
@@ -410,14 +418,8 @@ async fn main() -> anyhow::Result<()> {
                     let group = "unpack: btrfs";
                     suites::unpack::run(&args, &prep, &sides, "btrfs", group, &mut results).await?
                 }
-                Some(Ok(Err(note))) => {
-                    println!("note: {note}");
-                    notes.push(note);
-                }
-                Some(Err(note)) if !reported => {
-                    println!("note: {note}");
-                    notes.push(note.clone());
-                }
+                Some(Ok(Err(note))) => args.skip(&mut notes, note)?,
+                Some(Err(note)) if !reported => args.skip(&mut notes, note.clone())?,
                 _ => {}
             }
         }
@@ -431,10 +433,7 @@ async fn main() -> anyhow::Result<()> {
                 let (group, dir) = ("tasks", scratch.path());
                 suites::tasks::run(&args, &sides, group, dir, &mut results, &mut notes).await?
             }
-            Err(note) => {
-                println!("note: {note}");
-                notes.push(note);
-            }
+            Err(note) => args.skip(&mut notes, note)?,
         }
     }
     drop(main_pair);
@@ -452,8 +451,7 @@ async fn main() -> anyhow::Result<()> {
             let dir = scratch.path().join(format!("lazy-{}", ctd.label()));
             if let Err(e) = suites::lazy::run(&args, &ctd, &dir, &mut results, &mut notes).await {
                 let note = format!("lazy, containerd {} failed: {e:#}", ctd.label());
-                println!("note: {note}");
-                notes.push(note);
+                args.skip(&mut notes, note)?;
             }
         }
     }

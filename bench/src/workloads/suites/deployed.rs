@@ -116,9 +116,7 @@ pub async fn run(
         Some(_) => match servers::build_go_tool(dir, "integration/cri-pull").await {
             Ok(p) => Some(p),
             Err(e) => {
-                let note = format!("deployed: cri-pull rows skipped: {e:#}");
-                println!("note: {note}");
-                notes.push(note);
+                args.skip(notes, format!("deployed: cri-pull rows skipped: {e:#}"))?;
                 None
             }
         },
@@ -136,8 +134,7 @@ pub async fn run(
         let servers = if backend == "btrfs" {
             let Some(root) = btrfs_dir else {
                 let note = "deployed: btrfs skipped: no --btrfs-dir on a btrfs mount";
-                println!("note: {note}");
-                notes.push(note.into());
+                args.skip(notes, note.into())?;
                 continue;
             };
             scratch = tempfile::Builder::new()

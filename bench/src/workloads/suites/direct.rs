@@ -28,10 +28,7 @@ pub async fn run(
     let bin = match servers::build_go_tool(dir, "conformance/go/src/refproxy").await {
         Ok(b) => b,
         Err(e) => {
-            let note = format!("direct skipped: {e:#}");
-            println!("note: {note}");
-            notes.push(note);
-            return Ok(());
+            return args.skip(notes, format!("direct skipped: {e:#}"));
         }
     };
     let ours = servers::start_strata(&args.strata_bin()?, &dir.join("strata"))?;

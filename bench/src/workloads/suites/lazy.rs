@@ -855,9 +855,7 @@ pub async fn run(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     if let Some(note) = missing_tools() {
-        println!("note: {note}");
-        notes.push(note);
-        return Ok(());
+        return args.skip(notes, note);
     }
     std::fs::create_dir_all(dir)?;
     let cache = args.workdir.join("strata-bench-images");

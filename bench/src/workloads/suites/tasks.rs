@@ -42,10 +42,7 @@ pub async fn run(
         }
     };
     let Some(busybox) = busybox.filter(|_| missing.is_empty()) else {
-        let note = format!("tasks skipped: {}", missing.join("; "));
-        println!("note: {note}");
-        notes.push(note);
-        return Ok(());
+        return args.skip(notes, format!("tasks skipped: {}", missing.join("; ")));
     };
     let archive = scratch.join("tasks-busybox.tar");
     let gz = {

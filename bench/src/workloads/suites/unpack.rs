@@ -91,9 +91,7 @@ pub async fn prepare(
     let registry = match start_registry(&scratch.join("registry"), &images) {
         Ok(r) => Some(r),
         Err(e) => {
-            let note = format!("unpack pull rows skipped: {e:#}");
-            println!("note: {note}");
-            notes.push(note);
+            args.skip(notes, format!("unpack pull rows skipped: {e:#}"))?;
             None
         }
     };
