@@ -7,6 +7,7 @@ STRATA_APT_PACKAGES=(
   protobuf-compiler libclang-dev clang pkg-config   # tonic-prost-build, rocksdb bindgen
   containerd runc                                   # the real containerd we test against
   busybox-static                                    # the rootfs of cargo test's containers
+  docker-registry openssl                           # cargo test's loopback registries (TLS too)
   golang-go golang-github-containerd-containerd-dev # containerd's own test suites (offline)
   btrfs-progs fuse3 util-linux e2fsprogs            # loop-backed btrfs, FUSE, mount tools
 )

@@ -524,10 +524,11 @@ s=$SECONDS
 start_strata || die "start strata-proxy" "see $LOGS/strata.log"
 BACKENDS=(strata-overlay strata-native)
 if [[ -n ${STRATA_BTRFS_ROOT:-} ]]; then
+    # Asked for and not served is a failure (the log check below filters its warning).
     if why=$(strata_ls -snapshotter strata-btrfs 2>&1); then
         BACKENDS+=(strata-btrfs)
     else
-        echo "SKIP strata-btrfs: $why"
+        fail "strata-btrfs served (STRATA_BTRFS_ROOT=$STRATA_BTRFS_ROOT)" "$why"
     fi
 else
     echo "SKIP strata-btrfs: STRATA_BTRFS_ROOT is not set"
