@@ -114,6 +114,7 @@ async fn kill9_during_gc_loses_nothing_referenced_and_the_next_pass_finishes_the
     );
     eprintln!("undisturbed pass over {GARBAGE}+{GARBAGE} objects: {pass:?}");
 
+    let mut interrupted = 0;
     for (round, fraction) in [0.05f64, 0.3, 0.6, 0.9].into_iter().enumerate() {
         let lease = format!("garbage-{round}");
         make_garbage(&rt, &lease, round as u64 + 1).await;
@@ -122,7 +123,10 @@ async fn kill9_during_gc_loses_nothing_referenced_and_the_next_pass_finishes_the
         let pending = tokio::spawn(async move { deleter.delete_lease(&l2, true).await });
         tokio::time::sleep(pass.mul_f64(fraction)).await;
         p.kill9();
-        let _ = pending.await;
+        // An error: the kill cut the delete (and its GC pass) short; Ok: the pass had ended.
+        if !matches!(pending.await, Ok(Ok(_))) {
+            interrupted += 1;
+        }
         p.restart();
         rt = Rt::new(p.runtime_channel().await, "crash");
         assert_kept(
@@ -132,6 +136,12 @@ async fn kill9_during_gc_loses_nothing_referenced_and_the_next_pass_finishes_the
         )
         .await;
     }
+
+    assert!(
+        interrupted > 0,
+        "every delete finished before its kill: no kill landed during a GC pass"
+    );
+    eprintln!("{interrupted} of 4 kills landed during a delete and its GC pass");
 
     rt.create_lease("tick").await;
     rt.delete_lease("tick", true).await.unwrap();

@@ -382,12 +382,13 @@ mod tests {
                 }
             });
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-            let mut followed = Vec::new();
+            let (mut followed, mut copies) = (Vec::new(), 0);
             while std::time::Instant::now() < deadline {
                 let dst = tempfile::tempdir_in(base.path()).unwrap();
                 if copy_dir(&src, dst.path()).is_err() {
                     continue;
                 }
+                copies += 1;
                 for n in &names {
                     let p = dst.path().join(n);
                     if md(&p).is_file() && fs::read(&p).unwrap() != b"own content" {
@@ -396,6 +397,7 @@ mod tests {
                 }
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(copies > 0, "no copy completed in 3 s: nothing was checked");
             followed
         });
         assert!(followed.is_empty(), "host file copied into {followed:?}");

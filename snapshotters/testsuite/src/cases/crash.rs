@@ -24,6 +24,7 @@ pub async fn kill9_during_prepare_commit(mut cx: Ctx) {
         return child_loop(&cx).await;
     }
     cx.shutdown().await;
+    let mut committed = 0;
     for round in 0..ROUNDS {
         let exe = std::env::current_exe().expect("current exe");
         let mut child = Command::new(exe)
@@ -49,12 +50,17 @@ pub async fn kill9_during_prepare_commit(mut cx: Ctx) {
         child.wait().expect("reap child");
         unmount_under(&cx.work);
         cx.reopen().await;
-        check_consistent(&cx, round).await;
+        committed += check_consistent(&cx, round).await;
         if round + 1 == ROUNDS {
             remove_all_and_check_empty(&cx).await;
         }
         cx.shutdown().await;
     }
+    assert!(
+        committed > 0,
+        "no committed snapshot survived any of the {ROUNDS} kills: the children were killed \
+         before they made anything, so nothing was checked"
+    );
 }
 
 /// Child: Prepare, write through the mount, Commit, in chains of 4; sometimes remove a chain.
@@ -93,8 +99,9 @@ async fn child_loop(cx: &Ctx) {
 
 /// After Cleanup, every listed snapshot stats and mounts (so Cleanup kept what it uses) and a
 /// committed one holds the data its child wrote; the backend's data dir holds at most one
-/// entry per live snapshot (Cleanup deleted what the killed child left half-made).
-async fn check_consistent(cx: &Ctx, round: usize) {
+/// entry per live snapshot (Cleanup deleted what the killed child left half-made). Returns how
+/// many committed snapshots it checked.
+async fn check_consistent(cx: &Ctx, round: usize) -> usize {
     let sn = cx.sn();
     let infos = sn.list(VIEW, &[]).await.expect("list after crash");
     sn.cleanup().await.expect("cleanup");
@@ -134,6 +141,7 @@ async fn check_consistent(cx: &Ctx, round: usize) {
         "crash round {round}: {} live snapshots ({committed} committed) consistent",
         infos.len()
     );
+    committed
 }
 
 /// The entries of the backend's per-snapshot data dir.
