@@ -3,15 +3,19 @@
 //! conformance/go/src/refproxy (containerd's `contentserver` and `contrib/snapshotservice`,
 //! the conformance suite's baseline daemon), neither with containerd's metadata layer in
 //! front: the stores' own speed, same client, same machine, fresh roots, alternating rounds.
-//! The content suite's workloads, then the snapshots suite's per backend, each cycle round
-//! ending with a timed Cleanup call.
+//! The content suite's workloads, containerd's own proxy content reader (integration/proxy-read:
+//! the Go code containerd's differ reads a layer with, 32 KiB per call), then the snapshots
+//! suite's per backend, each cycle round ending with a timed Cleanup call.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use futures::FutureExt;
 
 use crate::Args;
 use crate::client::{self, Target};
 use crate::servers;
-use crate::stats::Measurement;
+use crate::stats::{self, Measurement, Named};
 use crate::workloads::suites::{self, snapshots};
 
 /// The backends this group compares, and containerd's snapshotter for each.
@@ -44,6 +48,11 @@ pub async fn run(
         group,
         "Content API; \"containerd\" = containerd's local content store",
     );
+    let readers = [
+        Reader::new("strata", &ours),
+        Reader::new("containerd", &theirs),
+    ];
+    proxy_reads(args, dir, &readers, group, out, notes).await?;
     for (backend, theirs) in BACKENDS {
         if !args.backends.iter().any(|b| b == backend) {
             continue;
@@ -54,6 +63,121 @@ pub async fn run(
         note(out, &group, &what);
     }
     Ok(())
+}
+
+/// A server as integration/proxy-read reaches it.
+struct Reader {
+    name: &'static str,
+    socket: PathBuf,
+}
+
+impl Reader {
+    fn new(name: &'static str, server: &servers::Server) -> Self {
+        Reader {
+            name,
+            socket: server.socket.clone(),
+        }
+    }
+}
+
+impl Named for Reader {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// `--small-reads` 32 KiB ReadAt calls by containerd 1.6's proxy content reader (its Go code,
+/// built from Debian's sources), one after another through a blob of up to 64 MiB, from each
+/// server, the order alternating: wall time and the client's own CPU time per call.
+async fn proxy_reads(
+    args: &Args,
+    dir: &Path,
+    readers: &[Reader],
+    group: &str,
+    out: &mut Vec<Measurement>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let bin = match servers::build_go_tool(dir, "integration/proxy-read").await {
+        Ok(b) => b,
+        Err(e) => return args.skip(notes, format!("proxy-read rows skipped: {e:#}")),
+    };
+    let mib = args.blob_mib.clamp(1, 64);
+    let calls = args.small_reads.max(1);
+    let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, _| {
+        let bin = bin.clone();
+        async move { proxy_read_round(&bin, &r.socket, mib, calls).await }.boxed()
+    })
+    .await?
+    .into_iter();
+    let (Some(wall), Some(cpu)) = (series.next(), series.next()) else {
+        anyhow::bail!("proxy-read: no samples");
+    };
+    let what = format!("containerd's proxy reader (Go): {calls} x 32 KiB ReadAt in {mib} MiB");
+    let mut m = Measurement::new(
+        group,
+        format!("{what}, wall per call"),
+        "-",
+        "us",
+        false,
+        wall,
+    );
+    m.notes.push(
+        "integration/proxy-read: containerd 1.6's content/proxy client, dialled as containerd \
+         dials a proxy plugin (grpc defaults), each ReadAt one Read RPC, as containerd's differ \
+         reads a layer behind proxy_plugins; bytes compared with the blob's"
+            .into(),
+    );
+    out.push(m);
+    let mut m = Measurement::new(
+        group,
+        format!("{what}, client CPU per call"),
+        "-",
+        "us",
+        false,
+        cpu,
+    );
+    m.notes.push(
+        "utime + stime of the proxy-read process over its calls, divided by their number: what \
+         containerd itself spends per call"
+            .into(),
+    );
+    out.push(m);
+    Ok(())
+}
+
+/// One run of proxy-read: its wall and client CPU microseconds per call.
+async fn proxy_read_round(
+    bin: &Path,
+    socket: &Path,
+    mib: usize,
+    calls: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let run = tokio::process::Command::new(bin)
+        .arg("-a")
+        .arg(socket)
+        .args(["-mib", &mib.to_string(), "-calls", &calls.to_string()])
+        .output()
+        .await
+        .context("running proxy-read")?;
+    let text = String::from_utf8_lossy(&run.stdout);
+    anyhow::ensure!(
+        run.status.success(),
+        "proxy-read on {} failed ({}): {}",
+        socket.display(),
+        run.status,
+        String::from_utf8_lossy(&run.stderr).trim()
+    );
+    let field = |key: &str| -> anyhow::Result<f64> {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .with_context(|| format!("proxy-read printed no {key}: {text:?}"))?
+            .parse()
+            .with_context(|| format!("proxy-read's {key}: {text:?}"))
+    };
+    Ok(vec![
+        field("wall_us_per_call")?,
+        field("client_cpu_us_per_call")?,
+    ])
 }
 
 /// A client of `server` with `names` as its overlay and native snapshotters.
