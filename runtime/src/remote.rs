@@ -70,18 +70,27 @@ pub trait BlobFetcher: Send + Sync {
 /// Fill threads alive in this process, and a signal when one ends.
 static FILL_THREADS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
 
-/// Counts one fill thread from its start to its end (a panic included).
-struct FillThread;
+/// Counts one fill thread from its start to its end (a panic included), and holds the thread's
+/// handle on the runtime: it lets go of the runtime first, then of the count. The daemon may
+/// have dropped every other handle by then, and this last one closes the database: counted
+/// the other way round, the exit (which waits for the count) could run RocksDB's static
+/// destructors beside that close ("pthread lock: Invalid argument", SIGABRT).
+struct FillThread(Option<Runtime>);
 
 impl FillThread {
-    fn start() -> Self {
+    fn start(rt: Runtime) -> Self {
         *lock(&FILL_THREADS.0) += 1;
-        FillThread
+        FillThread(Some(rt))
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.0.as_ref().expect("held until drop")
     }
 }
 
 impl Drop for FillThread {
     fn drop(&mut self) {
+        drop(self.0.take());
         *lock(&FILL_THREADS.0) -= 1;
         FILL_THREADS.1.notify_all();
     }
@@ -362,10 +371,9 @@ impl Runtime {
             }
             fills.insert(d.clone(), FillState::default());
         }
-        let rt = self.clone();
-        let alive = FillThread::start();
+        let alive = FillThread::start(self.clone());
         std::thread::spawn(move || {
-            let _alive = alive;
+            let rt = alive.runtime();
             rt.fill(&d);
             lock(&rt.remote().fills).remove(&d);
             rt.remote().changed.notify_all();
