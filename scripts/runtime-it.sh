@@ -153,12 +153,18 @@ unpack_by_hand() {
             rt -n "$ns" snapshots --snapshotter "$sn" mounts "$MNT" "extract-$i" | sh &&
             tar -xzf "$WORK/layout/blobs/sha256/${layer#sha256:}" -C "$MNT" &&
             umount "$MNT" &&
-            rt -n "$ns" snapshots --snapshotter "$sn" commit "$chain" "extract-$i" &&
-            # ctr marks what it prepares and commits gc.root; an unpacker does not.
-            rt -n "$ns" snapshots --snapshotter "$sn" label "$chain" containerd.io/gc.root= >/dev/null || return 1
+            rt -n "$ns" snapshots --snapshotter "$sn" commit "$chain" "extract-$i" || return 1
         parent=$chain i=$((i + 1))
     done
-    rt -n "$ns" content label "$CONFIG" "containerd.io/gc.ref.snapshot.$sn=$parent" >/dev/null
+    rt -n "$ns" content label "$CONFIG" "containerd.io/gc.ref.snapshot.$sn=$parent" >/dev/null ||
+        return 1
+    # ctr marks what it prepares and commits gc.root; an unpacker does not. The marks go once the
+    # image's config holds the chain: a layer unmarked before the next one is prepared on it is
+    # garbage to a GC pass in between (a pass the steps above scheduled collected one so).
+    for chain in "${chains[@]:0:i}"; do
+        rt -n "$ns" snapshots --snapshotter "$sn" label "$chain" containerd.io/gc.root= >/dev/null ||
+            return 1
+    done
 }
 
 # --- main ------------------------------------------------------------------------
