@@ -9,6 +9,7 @@ pub mod api;
 pub mod backends;
 pub mod builder;
 pub mod config;
+pub mod conn;
 pub mod content_api;
 pub mod content_service;
 pub mod errors;

@@ -467,10 +467,7 @@ pub(crate) async fn run(
                     .add_service(health.clone())
                     .add_service(content)
                     .add_service(snapshots)
-                    .serve_with_incoming_shutdown(
-                        UnixListenerStream::new(listener),
-                        stopped(stop_rx.clone()),
-                    ),
+                    .serve_with_incoming_shutdown(buffered(listener), stopped(stop_rx.clone())),
             )
         })
         .collect();
@@ -478,10 +475,7 @@ pub(crate) async fn run(
         builder()
             .layer(crate::metrics::RpcMetricsLayer)
             .add_routes(runtime_routes)
-            .serve_with_incoming_shutdown(
-                UnixListenerStream::new(runtime_listener),
-                stopped(stop_rx),
-            ),
+            .serve_with_incoming_shutdown(buffered(runtime_listener), stopped(stop_rx)),
     );
     let handed_over = signals
         .stop_requested(start.successor.as_ref(), &sockets)
@@ -525,6 +519,14 @@ pub(crate) async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connections `listener` accepts, each read through a buffer ([`crate::conn`]).
+fn buffered(
+    listener: tokio::net::UnixListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<crate::conn::Conn>> {
+    use tokio_stream::StreamExt;
+    UnixListenerStream::new(listener).map(|r| r.map(crate::conn::Conn::new))
 }
 
 #[cfg(test)]
