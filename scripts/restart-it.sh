@@ -124,6 +124,15 @@ start_holder() {
     holder_pid=$!
 }
 start_holder
+# containerd dials its proxy plugins as it boots; one that finds the socket bound but not yet
+# listening, or no daemon behind it, keeps that error through gRPC's reconnect back-off and the
+# import's first Prepare failed with it ("connection refused"). Start it once Strata serves.
+for ((i = 0; i < 300; i++)); do
+    timeout 5 ctr -a "$RSOCK" version >/dev/null 2>&1 && break
+    kill -0 "$holder_pid" 2>/dev/null || die "setup: the socket holder exited (see $LOGS/strata.log)"
+    sleep 0.1
+done
+timeout 5 ctr -a "$RSOCK" version >/dev/null 2>&1 || die "setup: strata-proxy does not serve (see $LOGS/strata.log)"
 {
     echo 'version = 2'
     echo "root = \"$CTD/root\""
