@@ -43,6 +43,35 @@ pub struct Stores {
     pub disabled: Disabled,
 }
 
+/// How long opening the database waits for RocksDB's own lock. The root's lock passes on when a
+/// predecessor's [`run`] returns (a hand-over, a restart), but its threads still ending (blocking
+/// calls, background fills) may hold the database until that process exits; seen as the
+/// successor's "While lock file: ... Resource temporarily unavailable" under load.
+const DB_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the database at `path`, waiting up to [`DB_LOCK_WAIT`] while an exiting process still
+/// holds RocksDB's lock (the root's lock, held here, rules out a live one).
+async fn open_db(
+    path: &Path,
+    cfs: &[&str],
+) -> anyhow::Result<std::sync::Arc<strata_core::db::rocksdb::DB>> {
+    let until = std::time::Instant::now() + DB_LOCK_WAIT;
+    loop {
+        match strata_core::db::open(path, cfs) {
+            Err(e) if is_lock_held(&e) && std::time::Instant::now() < until => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            res => return res.context("opening the database"),
+        }
+    }
+}
+
+/// Whether RocksDB refused to open because another process holds its LOCK file.
+fn is_lock_held(e: &strata_core::db::rocksdb::Error) -> bool {
+    e.kind() == strata_core::db::rocksdb::ErrorKind::IOError
+        && AsRef::<str>::as_ref(e).contains("lock file")
+}
+
 /// Opens the database and every store under `root`: the built-in backends, then `registered`.
 pub(crate) async fn open_stores(
     root: &Path,
@@ -55,7 +84,7 @@ pub(crate) async fn open_stores(
         .chain(strata_runtime::COLUMN_FAMILIES)
         .copied()
         .collect();
-    let db = strata_core::db::open(&root.join("db"), &cfs).context("opening the database")?;
+    let db = open_db(&root.join("db"), &cfs).await?;
     let content = ContentStore::new(db.clone(), root.join("content")).context("opening content")?;
     clear_scratch(&root.join("tmp"));
     let dir = crate::backends::dir(root);
