@@ -110,6 +110,12 @@ impl Writer {
     /// On failure (ENOSPC, EIO) the offset stays where it was and the bytes that did land are
     /// cut off, so the file, Status and a resumed writer agree with what was acknowledged.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_accepted(data, SystemTime::now())
+    }
+
+    /// [`Writer::write`] of bytes a transport accepted (and acknowledged) at `accepted`, before
+    /// writing them: the ingest's updated time is when its client saw the bytes taken.
+    pub fn write_accepted(&mut self, data: &[u8], accepted: SystemTime) -> Result<()> {
         self.check_open()?;
         if let Err(e) = faults::write_all_at(&self.file, data, self.offset) {
             self.cut_to(self.offset);
@@ -121,7 +127,7 @@ impl Writer {
         }
         self.offset += data.len() as u64;
         self.hash.update(data);
-        self.record.updated = to_nanos(SystemTime::now());
+        self.record.updated = to_nanos(accepted);
         let last = self.record.checkpoint.map_or(0, |cp| cp.offset);
         if self.hash.checkpoint().offset - last
             >= self.inner.checkpoint_interval.load(Ordering::Relaxed)

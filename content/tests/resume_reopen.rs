@@ -125,3 +125,22 @@ fn different_total_recreates_ingest() {
     let w = store.writer(VIEW, "r", 20, None).unwrap();
     assert_eq!((w.offset(), w.status().total), (0, 20));
 }
+
+/// A transport that acknowledged bytes before writing them dates the ingest at the
+/// acknowledgment, and the date survives a reopen.
+#[test]
+fn bytes_written_after_their_acknowledgment_keep_its_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = pattern(10_000);
+    let accepted = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+    {
+        let store = ContentStore::open(tmp.path()).unwrap();
+        let mut w = store.writer(VIEW, "r", 10_000, None).unwrap();
+        w.write_accepted(&data, accepted).unwrap();
+        assert_eq!(w.status().updated_at, accepted);
+        assert_eq!(w.digest(), digest_of(&data));
+    }
+    let store = ContentStore::open(tmp.path()).unwrap();
+    let st = store.status(VIEW, "r").unwrap();
+    assert_eq!((st.offset, st.updated_at), (10_000, accepted));
+}
