@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/containerd/services/tasks/v1/tasks.proto",
     ];
     tonic_prost_build::configure()
+        // A Write's data is taken from the received message's buffer, not copied out of it.
+        .bytes(".containerd.services.content.v1.WriteContentRequest.data")
         .build_server(true)
         .build_client(true)
         .compile_protos(&protos, &["proto"])?;

@@ -9,6 +9,21 @@
 //! * COMMIT verifies size and digest (FailedPrecondition keeps the ingest) and ends the stream;
 //! * the reply message is reused between requests, so fields set by an earlier STAT persist.
 //!
+//! **Pipelined WRITEs.** containerd's client sends one 1 MiB WRITE and waits for its reply, so a
+//! server that hashes and writes each chunk before answering leaves the client idle for that
+//! long, and itself idle while the client prepares the next chunk. When the stream declared the
+//! blob's total size (containerd's fetches, copies and imports all do) a WRITE that ends short
+//! of it is answered as soon as its offset is checked: the reply carries the offset the chunk
+//! reaches and an empty digest (containerd's client keeps the last digest it was given), and
+//! the chunk is hashed and written on a blocking thread while the client prepares the next one.
+//! The WRITE that reaches the total is answered after it is written, with the digest of the
+//! whole blob, as is every WRITE of a stream without a total (containerd's walking differ
+//! compresses a layer of unknown size and asks the writer for its digest at the end). Every
+//! message settles the chunk in flight before it is handled, so STAT, Status and COMMIT see
+//! exactly what was written (STAT refreshes the client's digest); a failed write fails the next
+//! message, and the writer keeps only the bytes that landed, where a resumed writer starts; the
+//! updated time is when the chunk was accepted; COMMIT makes durable everything acknowledged.
+//!
 //! On the runtime socket an ingest may start *shared* (another view holds the expected bytes):
 //! it reports the whole size at once and commits by claiming the bytes; data or a truncation
 //! first copies the blob into a live ingest (containerd's "unshare").
@@ -19,6 +34,7 @@ use strata_content::Writer;
 use strata_core::digest::Digest;
 use strata_runtime::{Opened, SharedIngest};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
 use crate::api::content::{WriteAction, WriteContentRequest, WriteContentResponse};
@@ -58,6 +74,7 @@ pub async fn start<A: ContentApi>(
         total: first.total,
         expected: None,
         msg: WriteContentResponse::default(),
+        inflight: None,
     };
     tokio::spawn(session.run(first, requests, tx));
     Ok(rx)
@@ -96,6 +113,9 @@ struct Session<A: ContentApi> {
     total: i64,
     expected: Option<Digest>,
     msg: WriteContentResponse,
+    /// A chunk acknowledged before it was written: the writer is out on a blocking thread
+    /// until [`Session::settle`] takes it back.
+    inflight: Option<JoinHandle<(Writer, strata_content::Result<()>)>>,
 }
 
 impl<A: ContentApi> Drop for Session<A> {
@@ -127,10 +147,13 @@ impl<A: ContentApi> Session<A> {
         let mut next = Some(first);
         while let Some(req) = next.take() {
             let commit = req.action == WriteAction::Commit as i32;
-            let reply = self.handle(req);
+            let reply = match self.settle().await {
+                Ok(()) => self.handle(req),
+                Err(status) => Err(status),
+            };
             let failed = reply.is_err();
             if tx.send(reply).await.is_err() || failed {
-                return;
+                break;
             }
             if commit {
                 return drain(requests).await;
@@ -143,6 +166,21 @@ impl<A: ContentApi> Session<A> {
                 }
             };
         }
+        // The client left (or the stream failed): keep the ref until the last chunk is written,
+        // so that a writer the client opens again resumes at the offset it was given.
+        if let Err(status) = self.settle().await {
+            tracing::debug!(%status, "the last chunk of a write stream failed");
+        }
+    }
+
+    /// Takes the writer back from the chunk in flight; its failure fails this message.
+    async fn settle(&mut self) -> Result<(), Status> {
+        let Some(job) = self.inflight.take() else {
+            return Ok(());
+        };
+        let (w, written) = job.await.map_err(errors::join)?;
+        self.target = Some(Opened::Live(w));
+        written.map_err(errors::content)
     }
 
     /// One request: blocking file I/O and hashing run in place on this worker thread.
@@ -195,10 +233,12 @@ impl<A: ContentApi> Session<A> {
         }
         match WriteAction::try_from(req.action) {
             Ok(WriteAction::Stat) => self.stat(),
-            Ok(WriteAction::Write) => self.write(&req),
+            Ok(WriteAction::Write) => self.write(req, true),
             Ok(WriteAction::Commit) => {
-                self.write(&req)?;
-                self.commit(&req)
+                let mut req = req;
+                let labels = std::mem::take(&mut req.labels);
+                self.write(req, false)?;
+                self.commit(labels)
             }
             Err(_) => Err(Status::invalid_argument(format!(
                 "unknown write action {}",
@@ -238,7 +278,8 @@ impl<A: ContentApi> Session<A> {
         Ok(self.msg.clone())
     }
 
-    fn write(&mut self, req: &WriteContentRequest) -> Reply {
+    /// A WRITE (or the data of a COMMIT); `pipeline`: it may be answered before it is written.
+    fn write(&mut self, req: WriteContentRequest, pipeline: bool) -> Reply {
         let current = self.offset()? as i64;
         if req.offset > 0 && req.offset != current {
             return Err(Status::out_of_range(format!(
@@ -250,15 +291,40 @@ impl<A: ContentApi> Session<A> {
         if !truncate && req.data.is_empty() {
             return self.report();
         }
+        let total = u64::try_from(self.total).unwrap_or(0);
         let w = self.live(truncate.then_some(0))?;
         if truncate && w.offset() > 0 {
             w.truncate(0).map_err(errors::content)?;
         }
-        if !req.data.is_empty() {
-            w.write(&req.data).map_err(errors::content)?;
-            crate::metrics::add_ingested(req.data.len());
+        if req.data.is_empty() {
+            return self.report();
         }
+        // Short of the declared total: a later reply (the one reaching it) gives the digest.
+        if pipeline && w.offset() + (req.data.len() as u64) < total {
+            return self.pipeline(req.data);
+        }
+        w.write(&req.data).map_err(errors::content)?;
+        crate::metrics::add_ingested(req.data.len());
         self.report()
+    }
+
+    /// Answers a WRITE whose chunk is hashed and written on a blocking thread meanwhile.
+    fn pipeline(&mut self, data: bytes::Bytes) -> Reply {
+        let Some(Opened::Live(mut w)) = self.target.take() else {
+            unreachable!("pipelined on a live writer")
+        };
+        let reached = w.offset() + data.len() as u64;
+        let accepted = std::time::SystemTime::now();
+        self.inflight = Some(tokio::task::spawn_blocking(move || {
+            let written = w.write_accepted(&data, accepted);
+            if written.is_ok() {
+                crate::metrics::add_ingested(data.len());
+            }
+            (w, written)
+        }));
+        self.msg.offset = reached as i64;
+        self.msg.digest = String::new();
+        Ok(self.msg.clone())
     }
 
     /// The reply after a write: the offset and digest so far.
@@ -272,11 +338,11 @@ impl<A: ContentApi> Session<A> {
         Ok(self.msg.clone())
     }
 
-    fn commit(&mut self, req: &WriteContentRequest) -> Reply {
-        let labels: Option<strata_core::labels::Labels> = if req.labels.is_empty() {
+    fn commit(&mut self, labels: std::collections::HashMap<String, String>) -> Reply {
+        let labels: Option<strata_core::labels::Labels> = if labels.is_empty() {
             None
         } else {
-            Some(req.labels.clone().into_iter().collect())
+            Some(labels.into_iter().collect())
         };
         let size = self.total.max(0) as u64;
         let expected = self.expected.clone();

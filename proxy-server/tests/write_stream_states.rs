@@ -1,8 +1,9 @@
 //! What a client of the Write stream observes, as containerd's: every reply's offset is what was
 //! accepted, STAT reports the exact offset, digest and updated time, a failed write (a real
 //! EFBIG) fails the stream and commits nothing, and a resumed writer starts at what was written.
-//! Written as guards for an ingest pipeline that answers a WRITE before hashing it (not landed:
-//! no gain measured); they hold for the serial stream too.
+//! Each runs twice: with the total size (and digest) declared up front, as containerd's fetches
+//! and imports do, where WRITEs short of the total are pipelined (answered before their chunk is
+//! written, with no digest), and without, where every reply carries the running digest.
 
 mod common;
 
@@ -78,6 +79,28 @@ async fn finish(c: &mut ContentClient<Channel>, mut w: WriteStream, data: &[u8],
     assert_eq!(read_all(c, &d).await, data, "committed blob {d}");
 }
 
+/// The first message of a stream for `data`: with its total and digest when `piped`.
+fn open_req(piped: bool, r: &str, data: &[u8]) -> WriteContentRequest {
+    match piped {
+        true => stat(r, data.len() as i64, &digest_of(data)),
+        false => stat(r, 0, ""),
+    }
+}
+
+/// A WRITE reply's digest: empty when pipelined (short of the total), else the digest of what
+/// was written.
+fn check_write_digest(piped: bool, r: &WriteContentResponse, written: usize, data: &[u8]) {
+    if piped && written < data.len() {
+        assert_eq!(r.digest, "", "a pipelined WRITE reply has no digest yet");
+    } else {
+        let want = digest_of(&data[..written]);
+        assert_eq!(
+            r.digest, want,
+            "a WRITE reply's running digest at {written}"
+        );
+    }
+}
+
 fn system_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
     SystemTime::try_from(ts.expect("a timestamp")).unwrap()
 }
@@ -102,11 +125,21 @@ fn limit_file_size(pid: u32, bytes: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn write_replies_carry_the_accepted_offset_and_stat_the_exact_state() {
+    accepted_offsets_and_exact_stat(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_write_replies_carry_the_accepted_offset_and_stat_the_exact_state() {
+    accepted_offsets_and_exact_stat(true).await
+}
+
+async fn accepted_offsets_and_exact_stat(piped: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = Proxy::start(dir.path());
     let mut c = p.content().await;
     let data = pseudo_random(7 * CHUNK + 4321, 1);
-    let (mut w, r) = WriteStream::open(&mut c, stat("r", data.len() as i64, ""))
+    let d = digest_of(&data);
+    let (mut w, r) = WriteStream::open(&mut c, open_req(piped, "r", &data))
         .await
         .unwrap();
     assert_eq!(r.offset, 0);
@@ -120,6 +153,7 @@ async fn write_replies_carry_the_accepted_offset_and_stat_the_exact_state() {
             r.offset as usize, acked,
             "WRITE {i} answers the offset it reached"
         );
+        check_write_digest(piped, &r, acked, &data);
         if i % 3 != 1 {
             continue;
         }
@@ -138,7 +172,6 @@ async fn write_replies_carry_the_accepted_offset_and_stat_the_exact_state() {
             "Status after WRITE {i}"
         );
     }
-    let d = digest_of(&data);
     let len = data.len() as i64;
     let r = w.send(commit(len, len, &d)).await.unwrap();
     assert_eq!((r.offset, r.digest.as_str()), (len, d.as_str()));
@@ -147,6 +180,15 @@ async fn write_replies_carry_the_accepted_offset_and_stat_the_exact_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_right_behind_writes_checks_their_size_and_digest() {
+    commit_checks_size_and_digest(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_right_behind_pipelined_writes_checks_their_size_and_digest() {
+    commit_checks_size_and_digest(true).await
+}
+
+async fn commit_checks_size_and_digest(piped: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = Proxy::start(dir.path());
     let mut c = p.content().await;
@@ -158,9 +200,11 @@ async fn a_commit_right_behind_writes_checks_their_size_and_digest() {
             "size" => (len + 1, d.as_str()),
             _ => (len, wrong_digest.as_str()),
         };
-        let (mut w, _) = WriteStream::open(&mut c, stat(what, 0, "")).await.unwrap();
+        let first = open_req(piped, what, &data);
+        let (mut w, _) = WriteStream::open(&mut c, first).await.unwrap();
         for (i, chunk) in data.chunks(CHUNK).enumerate() {
-            w.send(write((i * CHUNK) as i64, chunk)).await.unwrap();
+            let r = w.send(write((i * CHUNK) as i64, chunk)).await.unwrap();
+            check_write_digest(piped, &r, (i + 1) * CHUNK, &data);
         }
         let e = w.send(commit(len, total, expected)).await.unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition, "{what}: {e}");
@@ -188,11 +232,20 @@ async fn a_commit_right_behind_writes_checks_their_size_and_digest() {
     }
 }
 
-/// A guard for a pipelined WRITE: a write that fails after the reply (here EFBIG
-/// from a file-size limit) fails the stream no later than the next message, commits nothing,
-/// and the ingest keeps exactly the bytes that were written.
+/// A write that fails (here EFBIG from a file-size limit) fails the stream no later than the
+/// next message (a pipelined one fails after its reply), commits nothing, and the ingest keeps
+/// exactly the bytes that were written.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_write_fails_the_stream_and_commits_nothing() {
+    failed_write_commits_nothing(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_pipelined_write_fails_the_stream_and_commits_nothing() {
+    failed_write_commits_nothing(true).await
+}
+
+async fn failed_write_commits_nothing(piped: bool) {
     // Inherited by the daemon: exceeding the limit fails its write instead of killing it.
     // SAFETY: setting a signal's disposition to SIG_IGN.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
@@ -201,10 +254,12 @@ async fn a_failed_write_fails_the_stream_and_commits_nothing() {
     let pid = p.child.as_ref().unwrap().id();
     let mut c = p.content().await;
     let data = pseudo_random(5 * CHUNK, 3);
-    let (d, len) = (digest_of(&data), data.len() as i64);
+    let d = digest_of(&data);
     limit_file_size(pid, (2 * CHUNK + CHUNK / 2) as u64);
 
-    let (mut w, _) = WriteStream::open(&mut c, stat("r", len, "")).await.unwrap();
+    let (mut w, _) = WriteStream::open(&mut c, open_req(piped, "r", &data))
+        .await
+        .unwrap();
     let mut acked = 0;
     let mut failure = None;
     for chunk in data.chunks(CHUNK) {
@@ -220,9 +275,11 @@ async fn a_failed_write_fails_the_stream_and_commits_nothing() {
         }
     }
     let e = failure.expect("writing past the limit fails the stream");
-    assert!(
-        acked <= 3 * CHUNK,
-        "the failure of the 3rd chunk surfaced only after {acked} bytes were acknowledged"
+    // Pipelined, the failing 3rd chunk was acknowledged and its failure fails the 4th.
+    let surfaced = if piped { 3 * CHUNK } else { 2 * CHUNK };
+    assert_eq!(
+        acked, surfaced,
+        "the failure of the 3rd chunk surfaced after {acked} bytes were acknowledged"
     );
     assert_eq!(e.code(), Code::Unknown, "{e}");
     assert!(
@@ -240,7 +297,7 @@ async fn a_failed_write_fails_the_stream_and_commits_nothing() {
     );
 
     limit_file_size(pid, libc::RLIM_INFINITY);
-    let (w, r) = open_retrying(&mut c, stat("r", len, "")).await;
+    let (w, r) = open_retrying(&mut c, open_req(piped, "r", &data)).await;
     assert_eq!(r.offset as usize, 2 * CHUNK, "resumed at what was written");
     assert_eq!(r.digest, digest_of(&data[..2 * CHUNK]));
     finish(&mut c, w, &data, 2 * CHUNK).await;
@@ -248,13 +305,21 @@ async fn a_failed_write_fails_the_stream_and_commits_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_leaving_right_after_a_write_resumes_at_its_offset() {
+    leaving_client_resumes(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_leaving_right_after_a_pipelined_write_resumes_at_its_offset() {
+    leaving_client_resumes(true).await
+}
+
+async fn leaving_client_resumes(piped: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = Proxy::start(dir.path());
     let mut c = p.content().await;
     let data = pseudo_random(6 * CHUNK + 77, 4);
-    let len = data.len() as i64;
     for round in 1..=3 {
-        let (mut w, r) = open_retrying(&mut c, stat("r", len, "")).await;
+        let (mut w, r) = open_retrying(&mut c, open_req(piped, "r", &data)).await;
         let from = r.offset as usize;
         assert_eq!(
             from,
@@ -274,8 +339,9 @@ async fn a_client_leaving_right_after_a_write_resumes_at_its_offset() {
             let r = w.send(write(acked as i64, chunk)).await.unwrap();
             acked += chunk.len();
             assert_eq!(r.offset as usize, acked);
+            check_write_digest(piped, &r, acked, &data);
         }
-        // Gone right after the last reply, while its chunk may still be being hashed.
+        // Gone right after the last reply, while its chunk may still be being written.
         drop(w);
     }
 }

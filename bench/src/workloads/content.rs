@@ -83,7 +83,7 @@ pub async fn ingest_as(
         tx.send(WriteContentRequest {
             action: WriteAction::Write as i32,
             offset: (i * CHUNK) as i64,
-            data: chunk.to_vec(),
+            data: chunk.to_vec().into(),
             ..Default::default()
         })
         .await?;

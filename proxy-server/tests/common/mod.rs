@@ -187,7 +187,7 @@ pub fn write(offset: i64, data: &[u8]) -> WriteContentRequest {
     WriteContentRequest {
         action: WriteAction::Write as i32,
         offset,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
         ..Default::default()
     }
 }
