@@ -8,7 +8,13 @@
 //
 // where the CPU is this process's own (utime + stime): what containerd itself spends per call.
 //
-// Usage: proxy-read -a <proxy socket> [-mib 64] [-calls 5000] [-chunk 32768] [-seed 1]
+// With -ingest it times the write instead (containerd's content.WriteBlob: a STAT, then 1 MiB
+// WRITE calls each answered before the next, then COMMIT), of a blob that must not exist yet
+// (pass a fresh -seed), deletes it (untimed), and prints
+//
+//	mib=N ingest_mib_per_s=X client_cpu_ms=Y
+//
+// Usage: proxy-read -a <proxy socket> [-mib 64] [-calls 5000] [-chunk 32768] [-seed 1] [-ingest]
 package main
 
 import (
@@ -51,6 +57,7 @@ func main() {
 	calls := flag.Int("calls", 5000, "ReadAt calls to time")
 	chunk := flag.Int("chunk", 32<<10, "bytes per ReadAt (containerd's decompressor asks for 32 KiB)")
 	seed := flag.Int64("seed", 1, "seed of the blob's bytes")
+	ingest := flag.Bool("ingest", false, "time writing the blob (it must not exist) and exit")
 	flag.Parse()
 	if *sock == "" || *mib < 1 || *calls < 1 || *chunk < 1 {
 		fail("usage: proxy-read -a SOCKET [-mib N] [-calls N] [-chunk BYTES] [-seed N]")
@@ -71,6 +78,10 @@ func main() {
 	data := make([]byte, *mib<<20)
 	rand.New(rand.NewSource(*seed)).Read(data)
 	desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}
+	if *ingest {
+		timeIngest(ctx, store, data, desc)
+		return
+	}
 	if _, err := store.Info(ctx, desc.Digest); err != nil {
 		// Hide bytes.Reader's WriteTo: content.Copy then writes 1 MiB at a time, as containerd does.
 		src := struct{ io.Reader }{bytes.NewReader(data)}
@@ -106,4 +117,23 @@ func main() {
 	ra.Close()
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(*calls) }
 	fmt.Printf("calls=%d wall_us_per_call=%.2f client_cpu_us_per_call=%.2f\n", *calls, per(wall), per(cpu))
+}
+
+// timeIngest writes the blob as containerd's puller and importer do and prints the rate.
+func timeIngest(ctx context.Context, store content.Store, data []byte, desc ocispec.Descriptor) {
+	if _, err := store.Info(ctx, desc.Digest); err == nil {
+		fail("blob %s exists: -ingest needs a fresh -seed", desc.Digest)
+	}
+	// Hide bytes.Reader's WriteTo: content.Copy then writes 1 MiB at a time, as containerd does.
+	src := struct{ io.Reader }{bytes.NewReader(data)}
+	c0, t0 := cpuTime(), time.Now()
+	if err := content.WriteBlob(ctx, store, "proxy-ingest-"+desc.Digest.Encoded()[:16], src, desc); err != nil {
+		fail("write the blob: %v", err)
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	if err := store.Delete(ctx, desc.Digest); err != nil {
+		fail("delete the blob: %v", err)
+	}
+	mib := float64(len(data)) / float64(1<<20)
+	fmt.Printf("mib=%.0f ingest_mib_per_s=%.1f client_cpu_ms=%.1f\n", mib, mib/wall.Seconds(), float64(cpu.Microseconds())/1e3)
 }

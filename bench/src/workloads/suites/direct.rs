@@ -4,8 +4,9 @@
 //! the conformance suite's baseline daemon), neither with containerd's metadata layer in
 //! front: the stores' own speed, same client, same machine, fresh roots, alternating rounds.
 //! The content suite's workloads, containerd's own proxy content reader (integration/proxy-read:
-//! the Go code containerd's differ reads a layer with, 32 KiB per call), then the snapshots
-//! suite's per backend, each cycle round ending with a timed Cleanup call.
+//! the Go code containerd's differ reads a layer with, 32 KiB per call) and writer (the same
+//! tool's `-ingest`: `content.WriteBlob`, as containerd's fetches write a blob), then the
+//! snapshots suite's per backend, each cycle round ending with a timed Cleanup call.
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +53,13 @@ pub async fn run(
         Reader::new("strata", &ours),
         Reader::new("containerd", &theirs),
     ];
-    proxy_reads(args, dir, &readers, group, out, notes).await?;
+    match servers::build_go_tool(dir, "integration/proxy-read").await {
+        Ok(bin) => {
+            proxy_reads(args, &bin, &readers, group, out).await?;
+            proxy_ingests(args, &bin, &readers, group, out).await?;
+        }
+        Err(e) => args.skip(notes, format!("proxy-read rows skipped: {e:#}"))?,
+    }
     for (backend, theirs) in BACKENDS {
         if !args.backends.iter().any(|b| b == backend) {
             continue;
@@ -91,16 +98,12 @@ impl Named for Reader {
 /// server, the order alternating: wall time and the client's own CPU time per call.
 async fn proxy_reads(
     args: &Args,
-    dir: &Path,
+    bin: &Path,
     readers: &[Reader],
     group: &str,
     out: &mut Vec<Measurement>,
-    notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let bin = match servers::build_go_tool(dir, "integration/proxy-read").await {
-        Ok(b) => b,
-        Err(e) => return args.skip(notes, format!("proxy-read rows skipped: {e:#}")),
-    };
+    let bin = bin.to_path_buf();
     let mib = args.blob_mib.clamp(1, 64);
     let calls = args.small_reads.max(1);
     let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, _| {
@@ -145,6 +148,58 @@ async fn proxy_reads(
     Ok(())
 }
 
+/// `--blob-mib` (at most 1024) written through containerd 1.6's proxy content writer (its Go
+/// code: `content.WriteBlob`, one 1 MiB WRITE at a time, with the blob's size and digest
+/// declared as containerd's fetches declare them), a fresh blob each round, removed after it:
+/// MiB/s and the client's own CPU.
+async fn proxy_ingests(
+    args: &Args,
+    bin: &Path,
+    readers: &[Reader],
+    group: &str,
+    out: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let mib = args.blob_mib.clamp(1, 1024);
+    let sha = crate::workloads::content::sha256_speed((mib << 20).min(256 << 20));
+    let bin = bin.to_path_buf();
+    let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, round| {
+        let bin = bin.clone();
+        let seed = (1000 + round).to_string();
+        async move {
+            let v = proxy_read_run(&bin, &r.socket, mib, &["-ingest", "-seed", &seed]).await?;
+            Ok(vec![
+                field(&v, "ingest_mib_per_s")?,
+                field(&v, "client_cpu_ms")?,
+            ])
+        }
+        .boxed()
+    })
+    .await?
+    .into_iter();
+    let (Some(rate), Some(cpu)) = (series.next(), series.next()) else {
+        anyhow::bail!("proxy-read -ingest: no samples");
+    };
+    let what = format!("containerd's proxy writer (Go): content.WriteBlob of {mib} MiB");
+    let mut m = Measurement::new(group, what.clone(), "-", "MiB/s", true, rate);
+    m.notes.push(
+        "integration/proxy-read -ingest: containerd 1.6's content/proxy writer: a STAT naming          the blob's size and digest, 1 MiB WRITE calls each answered before the next, COMMIT;          a fresh blob of random bytes each round, deleted after it (untimed)"
+            .into(),
+    );
+    if let Some(s) = m.summary("strata") {
+        m.notes.push(format!(
+            "strata = {:.0}% of single-core sha256 ({sha:.0} MiB/s)",
+            s.median / sha * 100.0
+        ));
+    }
+    out.push(m);
+    let mut m = Measurement::new(group, format!("{what}, client CPU"), "-", "ms", false, cpu);
+    m.notes.push(
+        "utime + stime of the proxy-read process over the write: containerd's own share".into(),
+    );
+    out.push(m);
+    Ok(())
+}
+
 /// One run of proxy-read: its wall and client CPU microseconds per call.
 async fn proxy_read_round(
     bin: &Path,
@@ -152,14 +207,37 @@ async fn proxy_read_round(
     mib: usize,
     calls: usize,
 ) -> anyhow::Result<Vec<f64>> {
+    let text = proxy_read_run(bin, socket, mib, &["-calls", &calls.to_string()]).await?;
+    Ok(vec![
+        field(&text, "wall_us_per_call")?,
+        field(&text, "client_cpu_us_per_call")?,
+    ])
+}
+
+/// The `key=value` field `key` of proxy-read's output line.
+fn field(text: &str, key: &str) -> anyhow::Result<f64> {
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .with_context(|| format!("proxy-read printed no {key}: {text:?}"))?
+        .parse()
+        .with_context(|| format!("proxy-read's {key}: {text:?}"))
+}
+
+/// Runs proxy-read on `socket` with a blob of `mib` MiB and `more` flags; its output line.
+async fn proxy_read_run(
+    bin: &Path,
+    socket: &Path,
+    mib: usize,
+    more: &[&str],
+) -> anyhow::Result<String> {
     let run = tokio::process::Command::new(bin)
         .arg("-a")
         .arg(socket)
-        .args(["-mib", &mib.to_string(), "-calls", &calls.to_string()])
+        .args(["-mib", &mib.to_string()])
+        .args(more)
         .output()
         .await
         .context("running proxy-read")?;
-    let text = String::from_utf8_lossy(&run.stdout);
     anyhow::ensure!(
         run.status.success(),
         "proxy-read on {} failed ({}): {}",
@@ -167,17 +245,7 @@ async fn proxy_read_round(
         run.status,
         String::from_utf8_lossy(&run.stderr).trim()
     );
-    let field = |key: &str| -> anyhow::Result<f64> {
-        text.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .with_context(|| format!("proxy-read printed no {key}: {text:?}"))?
-            .parse()
-            .with_context(|| format!("proxy-read's {key}: {text:?}"))
-    };
-    Ok(vec![
-        field("wall_us_per_call")?,
-        field("client_cpu_us_per_call")?,
-    ])
+    Ok(String::from_utf8_lossy(&run.stdout).into_owned())
 }
 
 /// A client of `server` with `names` as its overlay and native snapshotters.
