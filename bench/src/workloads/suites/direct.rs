@@ -16,7 +16,7 @@ use futures::FutureExt;
 use crate::Args;
 use crate::client::{self, Target};
 use crate::servers;
-use crate::stats::{self, Measurement, Named};
+use crate::stats::{self, Measurement, Named, Samples};
 use crate::workloads::suites::{self, snapshots};
 
 /// The backends this group compares, and containerd's snapshotter for each.
@@ -103,18 +103,11 @@ async fn proxy_reads(
     group: &str,
     out: &mut Vec<Measurement>,
 ) -> anyhow::Result<()> {
-    let bin = bin.to_path_buf();
     let mib = args.blob_mib.clamp(1, 64);
     let calls = args.small_reads.max(1);
-    let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, _| {
-        let bin = bin.clone();
-        async move { proxy_read_round(&bin, &r.socket, mib, calls).await }.boxed()
-    })
-    .await?
-    .into_iter();
-    let (Some(wall), Some(cpu)) = (series.next(), series.next()) else {
-        anyhow::bail!("proxy-read: no samples");
-    };
+    let flags = |_| vec!["-calls".to_string(), calls.to_string()];
+    let keys = ["wall_us_per_call", "client_cpu_us_per_call"];
+    let [wall, cpu] = proxy_read_series(args, bin, readers, mib, flags, keys).await?;
     let what = format!("containerd's proxy reader (Go): {calls} x 32 KiB ReadAt in {mib} MiB");
     let mut m = Measurement::new(
         group,
@@ -161,28 +154,18 @@ async fn proxy_ingests(
 ) -> anyhow::Result<()> {
     let mib = args.blob_mib.clamp(1, 1024);
     let sha = crate::workloads::content::sha256_speed((mib << 20).min(256 << 20));
-    let bin = bin.to_path_buf();
-    let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, round| {
-        let bin = bin.clone();
+    let flags = |round: usize| {
         let seed = (1000 + round).to_string();
-        async move {
-            let v = proxy_read_run(&bin, &r.socket, mib, &["-ingest", "-seed", &seed]).await?;
-            Ok(vec![
-                field(&v, "ingest_mib_per_s")?,
-                field(&v, "client_cpu_ms")?,
-            ])
-        }
-        .boxed()
-    })
-    .await?
-    .into_iter();
-    let (Some(rate), Some(cpu)) = (series.next(), series.next()) else {
-        anyhow::bail!("proxy-read -ingest: no samples");
+        ["-ingest", "-seed", &seed].map(String::from).to_vec()
     };
+    let keys = ["ingest_mib_per_s", "client_cpu_ms"];
+    let [rate, cpu] = proxy_read_series(args, bin, readers, mib, flags, keys).await?;
     let what = format!("containerd's proxy writer (Go): content.WriteBlob of {mib} MiB");
     let mut m = Measurement::new(group, what.clone(), "-", "MiB/s", true, rate);
     m.notes.push(
-        "integration/proxy-read -ingest: containerd 1.6's content/proxy writer: a STAT naming          the blob's size and digest, 1 MiB WRITE calls each answered before the next, COMMIT;          a fresh blob of random bytes each round, deleted after it (untimed)"
+        "integration/proxy-read -ingest: containerd 1.6's content/proxy writer: a STAT naming \
+         the blob's size and digest, 1 MiB WRITE calls each answered before the next, COMMIT; \
+         a fresh blob of random bytes each round, deleted after it (untimed)"
             .into(),
     );
     if let Some(s) = m.summary("strata") {
@@ -200,18 +183,30 @@ async fn proxy_ingests(
     Ok(())
 }
 
-/// One run of proxy-read: its wall and client CPU microseconds per call.
-async fn proxy_read_round(
+/// Runs proxy-read with a blob of `mib` MiB and the flags `flags(round)` on each reader, rounds
+/// alternating; the series of its output fields `keys`.
+async fn proxy_read_series(
+    args: &Args,
     bin: &Path,
-    socket: &Path,
+    readers: &[Reader],
     mib: usize,
-    calls: usize,
-) -> anyhow::Result<Vec<f64>> {
-    let text = proxy_read_run(bin, socket, mib, &["-calls", &calls.to_string()]).await?;
-    Ok(vec![
-        field(&text, "wall_us_per_call")?,
-        field(&text, "client_cpu_us_per_call")?,
-    ])
+    flags: impl Fn(usize) -> Vec<String>,
+    keys: [&'static str; 2],
+) -> anyhow::Result<[Samples; 2]> {
+    let mut series = stats::alternate_multi(readers, args.warmup, args.rounds, |r, round| {
+        let (bin, flags) = (bin.to_path_buf(), flags(round));
+        async move {
+            let text = proxy_read_run(&bin, &r.socket, mib, &flags).await?;
+            keys.iter().map(|k| field(&text, k)).collect()
+        }
+        .boxed()
+    })
+    .await?
+    .into_iter();
+    let (Some(a), Some(b)) = (series.next(), series.next()) else {
+        anyhow::bail!("proxy-read {keys:?}: no samples");
+    };
+    Ok([a, b])
 }
 
 /// The `key=value` field `key` of proxy-read's output line.
@@ -228,7 +223,7 @@ async fn proxy_read_run(
     bin: &Path,
     socket: &Path,
     mib: usize,
-    more: &[&str],
+    more: &[String],
 ) -> anyhow::Result<String> {
     let run = tokio::process::Command::new(bin)
         .arg("-a")
