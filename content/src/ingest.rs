@@ -28,6 +28,7 @@ impl ContentStore {
         let not_found =
             || Error::NotFound(format!("could not get status for ref {r:?}: not found"));
         let rec = self.inner.load_ingest(view, r)?.ok_or_else(not_found)?;
+        self.inner.flights.wait(&rec.id);
         Ok(rec.to_status(r, self.inner.data_len(&rec.id)?))
     }
 
@@ -37,6 +38,7 @@ impl ContentStore {
         let mut out = Vec::new();
         for (r, value) in self.inner.scan(CF_INGEST, view)? {
             let rec = IngestRecord::decode(view, &r, &value)?;
+            self.inner.flights.wait(&rec.id);
             let status = rec.to_status(&r, self.inner.data_len(&rec.id)?);
             if filter.matches(&status) {
                 out.push(status);

@@ -16,6 +16,7 @@ mod bulk;
 mod commit;
 mod error;
 mod faults;
+mod flights;
 mod ingest;
 mod records;
 pub mod sha256;
@@ -25,6 +26,7 @@ mod writer;
 
 pub use blobs::{BlobReader, BlobStream};
 pub use error::{Error, Result};
+pub use flights::Flight;
 pub use records::{Info, Status};
 pub use store::{COLUMN_FAMILIES, ContentStore, DEFAULT_CHECKPOINT_INTERVAL};
 pub use writer::Writer;

@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     /// Serialises changes to records that decide whether blob files exist.
     meta: Mutex<()>,
     pub checkpoint_interval: AtomicU64,
+    /// Acknowledged writes still landing, which an ingest's Status waits for.
+    pub flights: Arc<crate::flights::Flights>,
 }
 
 impl ContentStore {
@@ -63,6 +65,7 @@ impl ContentStore {
             locks: Mutex::default(),
             meta: Mutex::default(),
             checkpoint_interval: AtomicU64::new(DEFAULT_CHECKPOINT_INTERVAL),
+            flights: Arc::default(),
         };
         inner.remove_orphan_ingests()?;
         inner.remove_orphan_blobs()?;

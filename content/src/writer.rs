@@ -113,6 +113,13 @@ impl Writer {
         self.write_accepted(data, SystemTime::now())
     }
 
+    /// A write this writer's transport acknowledges before making it: until the returned
+    /// [`Flight`](crate::Flight) is dropped (once the write landed or failed), the Status of
+    /// this ingest waits, and so reports the acknowledged offset.
+    pub fn in_flight(&self) -> crate::Flight {
+        self.inner.flights.enter(&self.record.id)
+    }
+
     /// [`Writer::write`] of bytes a transport accepted (and acknowledged) at `accepted`, before
     /// writing them: the ingest's updated time is when its client saw the bytes taken.
     pub fn write_accepted(&mut self, data: &[u8], accepted: SystemTime) -> Result<()> {

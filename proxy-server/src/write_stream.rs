@@ -19,8 +19,9 @@
 //! The WRITE that reaches the total is answered after it is written, with the digest of the
 //! whole blob, as is every WRITE of a stream without a total (containerd's walking differ
 //! compresses a layer of unknown size and asks the writer for its digest at the end). Every
-//! message settles the chunk in flight before it is handled, so STAT, Status and COMMIT see
-//! exactly what was written (STAT refreshes the client's digest); a failed write fails the next
+//! message settles the chunk in flight before it is handled, so STAT and COMMIT see exactly
+//! what was written (STAT refreshes the client's digest), and the Status call waits for the
+//! chunk in flight (`strata_content::Writer::in_flight`); a failed write fails the next
 //! message, and the writer keeps only the bytes that landed, where a resumed writer starts; the
 //! updated time is when the chunk was accepted; COMMIT makes durable everything acknowledged.
 //!
@@ -315,8 +316,11 @@ impl<A: ContentApi> Session<A> {
         };
         let reached = w.offset() + data.len() as u64;
         let accepted = std::time::SystemTime::now();
+        // Until it lands, the ingest's Status waits for this chunk (and so reports `reached`).
+        let flight = w.in_flight();
         self.inflight = Some(tokio::task::spawn_blocking(move || {
             let written = w.write_accepted(&data, accepted);
+            drop(flight);
             if written.is_ok() {
                 crate::metrics::add_ingested(data.len());
             }

@@ -154,6 +154,13 @@ async fn accepted_offsets_and_exact_stat(piped: bool) {
             "WRITE {i} answers the offset it reached"
         );
         check_write_digest(piped, &r, acked, &data);
+        // The Status call right behind a WRITE reports the offset it was given (pipelined: the
+        // call waits for the chunk in flight).
+        assert_eq!(
+            status_offset(&mut c, "r").await,
+            acked,
+            "Status right after WRITE {i}"
+        );
         if i % 3 != 1 {
             continue;
         }
