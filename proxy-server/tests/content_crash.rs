@@ -16,19 +16,8 @@ async fn kill9_during_large_ingest_then_resume_at_the_right_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proxy::start(dir.path());
     let data = pseudo_random(200 * CHUNK + 12345, 42);
-    let digest = digest_of(&data);
-    let total = data.len() as i64;
-
     let mut c = p.content().await;
-    let (mut w, _) = WriteStream::open(&mut c, stat("big", total, &digest))
-        .await
-        .unwrap();
-    let mut acked = 0usize;
-    for chunk in data.chunks(CHUNK).take(150) {
-        let r = w.send(write(acked as i64, chunk)).await.unwrap();
-        acked += chunk.len();
-        assert_eq!(r.offset as usize, acked);
-    }
+    let (w, acked) = write_chunks(&mut c, "big", &data, 150).await;
     p.kill9();
     drop(w);
 
@@ -40,31 +29,9 @@ async fn kill9_during_large_ingest_then_resume_at_the_right_offset() {
         acked - CHUNK <= held && held <= acked,
         "status reports {held}: what landed, at most the last pipelined chunk short of {acked}"
     );
-    assert_eq!(st.total, total);
-    assert_eq!(st.expected, digest);
-
-    // Resume as containerd's client does: STAT, then WRITE from the offset it reports.
-    let (mut w, r) = WriteStream::open(&mut c, stat("big", total, ""))
-        .await
-        .unwrap();
-    assert_eq!(r.offset as usize, held);
-    assert_eq!(r.digest, digest_of(&data[..held]), "digest state recovered");
-    let mut off = held;
-    for chunk in data[held..].chunks(CHUNK) {
-        w.send(write(off as i64, chunk)).await.unwrap();
-        off += chunk.len();
-    }
-    let r = w.send(commit(total, total, &digest)).await.unwrap();
-    assert_eq!(r.digest, digest);
-    let info = c
-        .info(InfoRequest {
-            digest: digest.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(info.info.unwrap().size, total);
-    assert_eq!(read_all(&mut c, &digest).await, data);
+    assert_eq!(st.total, data.len() as i64);
+    assert_eq!(st.expected, digest_of(&data));
+    resume_and_commit(&mut c, "big", &data, held).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -72,21 +39,8 @@ async fn kill9_after_a_stat_keeps_the_offset_it_reported() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proxy::start(dir.path());
     let data = pseudo_random(40 * CHUNK, 43);
-    let (digest, total) = (digest_of(&data), data.len() as i64);
     let mut c = p.content().await;
-    let (mut w, _) = WriteStream::open(&mut c, stat("r", total, &digest))
-        .await
-        .unwrap();
-    let mut acked = 0usize;
-    for chunk in data.chunks(CHUNK).take(25) {
-        let r = w.send(write(acked as i64, chunk)).await.unwrap();
-        acked += chunk.len();
-        assert_eq!(
-            (r.offset as usize, r.digest.as_str()),
-            (acked, ""),
-            "pipelined"
-        );
-    }
+    let (mut w, acked) = write_chunks(&mut c, "r", &data, 25).await;
     let r = w.send(stat("", 0, "")).await.unwrap();
     assert_eq!(r.offset as usize, acked);
     p.kill9();
@@ -99,27 +53,60 @@ async fn kill9_after_a_stat_keeps_the_offset_it_reported() {
         st.offset as usize, acked,
         "the offset STAT reported survives"
     );
-    let (mut w, r) = WriteStream::open(&mut c, stat("r", total, ""))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.offset as usize, r.digest),
-        (acked, digest_of(&data[..acked]))
-    );
-    for (i, chunk) in data[acked..].chunks(CHUNK).enumerate() {
-        w.send(write((acked + i * CHUNK) as i64, chunk))
-            .await
-            .unwrap();
-    }
-    let r = w.send(commit(total, total, &digest)).await.unwrap();
-    assert_eq!(r.digest, digest);
-    assert_eq!(read_all(&mut c, &digest).await, data);
+    resume_and_commit(&mut c, "r", &data, acked).await;
 }
 
-async fn status(
-    c: &mut content_client::ContentClient<tonic::transport::Channel>,
-    r: &str,
-) -> strata_proxy::api::content::Status {
+type Client = content_client::ContentClient<tonic::transport::Channel>;
+
+/// Opens ingest `r` of `data` declaring its size and digest (so its WRITEs are pipelined) and
+/// sends its first `chunks` WRITEs; the stream and the bytes acknowledged.
+async fn write_chunks(c: &mut Client, r: &str, data: &[u8], chunks: usize) -> (WriteStream, usize) {
+    let first = stat(r, data.len() as i64, &digest_of(data));
+    let (mut w, _) = WriteStream::open(c, first).await.unwrap();
+    let mut acked = 0usize;
+    for chunk in data.chunks(CHUNK).take(chunks) {
+        let r = w.send(write(acked as i64, chunk)).await.unwrap();
+        acked += chunk.len();
+        assert_eq!(
+            (r.offset as usize, r.digest.as_str()),
+            (acked, ""),
+            "pipelined"
+        );
+    }
+    (w, acked)
+}
+
+/// Resumes ingest `r` as containerd's client does (STAT, then WRITEs from the offset it
+/// reports), which must be `held` with the digest of those bytes, commits it and reads the blob
+/// back whole.
+async fn resume_and_commit(c: &mut Client, r: &str, data: &[u8], held: usize) {
+    let (digest, total) = (digest_of(data), data.len() as i64);
+    let (mut w, st) = WriteStream::open(c, stat(r, total, "")).await.unwrap();
+    assert_eq!(st.offset as usize, held);
+    assert_eq!(
+        st.digest,
+        digest_of(&data[..held]),
+        "digest state recovered"
+    );
+    let mut off = held;
+    for chunk in data[held..].chunks(CHUNK) {
+        w.send(write(off as i64, chunk)).await.unwrap();
+        off += chunk.len();
+    }
+    let reply = w.send(commit(total, total, &digest)).await.unwrap();
+    assert_eq!(reply.digest, digest);
+    let info = c
+        .info(InfoRequest {
+            digest: digest.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.info.unwrap().size, total);
+    assert_eq!(read_all(c, &digest).await, data);
+}
+
+async fn status(c: &mut Client, r: &str) -> strata_proxy::api::content::Status {
     c.status(StatusRequest { r#ref: r.into() })
         .await
         .unwrap()
@@ -178,10 +165,7 @@ async fn kill9_right_after_commit_returns_keeps_the_blob() {
     assert_eq!(listed.len(), 5);
 }
 
-async fn read_all(
-    c: &mut strata_proxy::api::content::content_client::ContentClient<tonic::transport::Channel>,
-    d: &str,
-) -> Vec<u8> {
+async fn read_all(c: &mut Client, d: &str) -> Vec<u8> {
     let mut s = c
         .read(ReadContentRequest {
             digest: d.into(),
