@@ -60,7 +60,7 @@ func main() {
 	ingest := flag.Bool("ingest", false, "time writing the blob (it must not exist) and exit")
 	flag.Parse()
 	if *sock == "" || *mib < 1 || *calls < 1 || *chunk < 1 {
-		fail("usage: proxy-read -a SOCKET [-mib N] [-calls N] [-chunk BYTES] [-seed N]")
+		fail("usage: proxy-read -a SOCKET [-mib N] [-calls N] [-chunk BYTES] [-seed N] [-ingest]")
 	}
 	// As containerd dials a proxy plugin: grpc defaults, target unix://<path> (so :authority is
 	// "localhost"; a bare path there is a protocol error to Go's HTTP/2 server).
@@ -83,9 +83,7 @@ func main() {
 		return
 	}
 	if _, err := store.Info(ctx, desc.Digest); err != nil {
-		// Hide bytes.Reader's WriteTo: content.Copy then writes 1 MiB at a time, as containerd does.
-		src := struct{ io.Reader }{bytes.NewReader(data)}
-		if err := content.WriteBlob(ctx, store, "proxy-read-"+desc.Digest.Encoded()[:16], src, desc); err != nil {
+		if err := writeBlob(ctx, store, "proxy-read-", data, desc); err != nil {
 			fail("write the blob: %v", err)
 		}
 	}
@@ -124,10 +122,8 @@ func timeIngest(ctx context.Context, store content.Store, data []byte, desc ocis
 	if _, err := store.Info(ctx, desc.Digest); err == nil {
 		fail("blob %s exists: -ingest needs a fresh -seed", desc.Digest)
 	}
-	// Hide bytes.Reader's WriteTo: content.Copy then writes 1 MiB at a time, as containerd does.
-	src := struct{ io.Reader }{bytes.NewReader(data)}
 	c0, t0 := cpuTime(), time.Now()
-	if err := content.WriteBlob(ctx, store, "proxy-ingest-"+desc.Digest.Encoded()[:16], src, desc); err != nil {
+	if err := writeBlob(ctx, store, "proxy-ingest-", data, desc); err != nil {
 		fail("write the blob: %v", err)
 	}
 	wall, cpu := time.Since(t0), cpuTime()-c0
@@ -136,4 +132,12 @@ func timeIngest(ctx context.Context, store content.Store, data []byte, desc ocis
 	}
 	mib := float64(len(data)) / float64(1<<20)
 	fmt.Printf("mib=%.0f ingest_mib_per_s=%.1f client_cpu_ms=%.1f\n", mib, mib/wall.Seconds(), float64(cpu.Microseconds())/1e3)
+}
+
+// writeBlob writes data under a ref named by prefix and its digest as containerd's fetches
+// do: content.WriteBlob with the size and digest declared.
+func writeBlob(ctx context.Context, store content.Store, prefix string, data []byte, desc ocispec.Descriptor) error {
+	// Hide bytes.Reader's WriteTo: content.Copy then writes 1 MiB at a time, as containerd does.
+	src := struct{ io.Reader }{bytes.NewReader(data)}
+	return content.WriteBlob(ctx, store, prefix+desc.Digest.Encoded()[:16], src, desc)
 }
