@@ -184,9 +184,30 @@ impl<A: ContentApi> Session<A> {
         written.map_err(errors::content)
     }
 
-    /// One request: blocking file I/O and hashing run in place on this worker thread.
+    /// One request: blocking file I/O and hashing run in place on this worker thread
+    /// (`block_in_place`), except for a WRITE that will be pipelined: that one only checks its
+    /// offset and hands the chunk to a blocking thread, so it runs as plain async code. Entering
+    /// `block_in_place` hands this worker's other tasks to another thread; for a 1 MiB WRITE
+    /// that hand-off took ~160 us of the ~1.4 ms the client waited per chunk.
     fn handle(&mut self, req: WriteContentRequest) -> Reply {
+        if self.pipelines(&req) {
+            return self.handle_blocking(req);
+        }
         tokio::task::block_in_place(|| self.handle_blocking(req))
+    }
+
+    /// Whether `req` is a WRITE that [`Session::write`] answers before writing: more data at
+    /// the live writer's offset, short of the total, nothing to look up (no expected digest).
+    fn pipelines(&self, req: &WriteContentRequest) -> bool {
+        let Some(Opened::Live(w)) = &self.target else {
+            return false;
+        };
+        let total = if req.total > 0 { req.total } else { self.total };
+        req.action == WriteAction::Write as i32
+            && req.expected.is_empty()
+            && !req.data.is_empty()
+            && req.offset == w.offset() as i64
+            && (w.offset() + req.data.len() as u64) < u64::try_from(total).unwrap_or(0)
     }
 
     fn target(&mut self) -> Result<&mut Opened, Status> {
