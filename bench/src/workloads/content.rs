@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest as _, Sha256};
 use strata_proxy::api::content::content_client::ContentClient;
@@ -40,8 +41,9 @@ fn gc_root() -> HashMap<String, String> {
 }
 
 /// Writes one blob the way containerd's client does: STAT, WRITE per chunk (each answered
-/// before the next is sent), COMMIT with size and expected digest (labelled `gc.root`).
-pub async fn ingest(t: &Target, reference: &str, data: &[u8], digest: &str) -> anyhow::Result<()> {
+/// before the next is sent), COMMIT with size and expected digest (labelled `gc.root`). Each
+/// WRITE's data is a slice of `data`, not a copy of it.
+pub async fn ingest(t: &Target, reference: &str, data: &Bytes, digest: &str) -> anyhow::Result<()> {
     ingest_as(
         t.name,
         t.content.clone(),
@@ -60,7 +62,7 @@ pub async fn ingest_as(
     mut client: ContentClient<Channel>,
     wrap: impl FnOnce(WriteStream) -> tonic::Request<WriteStream>,
     reference: &str,
-    data: &[u8],
+    data: &Bytes,
     digest: &str,
     labels: HashMap<String, String>,
 ) -> anyhow::Result<()> {
@@ -79,11 +81,11 @@ pub async fn ingest_as(
         .with_context(|| format!("{who}: write {reference}"))?
         .into_inner();
     replies.message().await?;
-    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+    for offset in (0..data.len()).step_by(CHUNK) {
         tx.send(WriteContentRequest {
             action: WriteAction::Write as i32,
-            offset: (i * CHUNK) as i64,
-            data: chunk.to_vec().into(),
+            offset: offset as i64,
+            data: data.slice(offset..data.len().min(offset + CHUNK)),
             ..Default::default()
         })
         .await?;
@@ -143,8 +145,9 @@ pub async fn ingest_round(t: &Target, data: &mut [u8], round: usize) -> anyhow::
     data[..16].copy_from_slice(&[(round as u8) ^ t.name.len() as u8; 16]);
     data[16..24].copy_from_slice(&(round as u64).to_le_bytes());
     let digest = digest_of(data);
+    let data = Bytes::copy_from_slice(data);
     let start = Instant::now();
-    ingest(t, &format!("bench-ingest-{round}"), data, &digest).await?;
+    ingest(t, &format!("bench-ingest-{round}"), &data, &digest).await?;
     let secs = start.elapsed().as_secs_f64();
     delete(t, &digest).await?;
     Ok(data.len() as f64 / MIB / secs)
@@ -189,11 +192,11 @@ pub async fn small_blobs_round(
     size: usize,
     round: usize,
 ) -> anyhow::Result<f64> {
-    let blobs: Vec<(Vec<u8>, String)> = (0..count)
+    let blobs: Vec<(Bytes, String)> = (0..count)
         .map(|i| {
             let d = random_bytes(size, (round * 1_000_003 + i) as u64 ^ t.name.len() as u64);
             let g = digest_of(&d);
-            (d, g)
+            (d.into(), g)
         })
         .collect();
     let start = Instant::now();

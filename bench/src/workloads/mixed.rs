@@ -47,12 +47,12 @@ pub async fn round(
     let barrier = Arc::new(Barrier::new(pool.len() + 1));
     let mut tasks = Vec::with_capacity(pool.len());
     for (c, t) in pool.iter().enumerate() {
-        let blobs: Vec<(Vec<u8>, String)> = (0..iters)
+        let blobs: Vec<(bytes::Bytes, String)> = (0..iters)
             .map(|i| {
                 let seed = ((round * 1_000 + c) * 100_000 + i) as u64 ^ (t.name.len() as u64) << 56;
                 let d = random_bytes(BLOB, seed);
                 let g = digest_of(&d);
-                (d, g)
+                (d.into(), g)
             })
             .collect();
         let prefix = format!("mixed-{}-{round}-{c}", pool.len());
@@ -91,7 +91,7 @@ async fn client_loop(
     t: &Target,
     sn: &str,
     prefix: &str,
-    blobs: &[(Vec<u8>, String)],
+    blobs: &[(bytes::Bytes, String)],
 ) -> anyhow::Result<Vec<f64>> {
     let mut lat = Vec::with_capacity(blobs.len() * OPS_PER_ITER);
     let mut s = t.snapshots.clone();

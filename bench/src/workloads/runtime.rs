@@ -319,11 +319,11 @@ pub async fn gc_round(t: &Rt, sz: &GcSizes, round: usize) -> anyhow::Result<GcRo
         .into_iter()
         .flatten()
         .collect();
-    let blobs: Vec<(Vec<u8>, String)> = (0..sz.objects)
+    let blobs: Vec<(bytes::Bytes, String)> = (0..sz.objects)
         .map(|i| {
             let d = random_bytes(GC_BLOB, ((round as u64) << 32) | i as u64 | 1 << 63);
             let g = digest_of(&d);
-            (d, g)
+            (d.into(), g)
         })
         .collect();
     futures::stream::iter(0..blobs.len())

@@ -51,8 +51,9 @@ pub async fn run_group(
 
     let data = data.into_inner();
     let digest = content::digest_of(&data);
+    let whole = bytes::Bytes::copy_from_slice(&data);
     for t in targets {
-        content::ingest(t, "bench-read", &data, &digest).await?;
+        content::ingest(t, "bench-read", &whole, &digest).await?;
     }
     let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
         content::read_round(t, &digest, size).boxed()
