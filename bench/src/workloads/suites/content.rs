@@ -28,7 +28,7 @@ pub async fn run_group(
 ) -> anyhow::Result<()> {
     let size = args.blob_mib << 20;
     let sha = content::sha256_speed(size.min(256 << 20));
-    println!("sha256 single core: {sha:.0} MiB/s");
+    println!("sha256 single core: {sha}");
     let data = tokio::sync::Mutex::new(content::random_bytes(size, 1));
     let samples = interleave(targets, args.warmup, args.rounds, |t, r| {
         let data = &data;
@@ -42,10 +42,7 @@ pub async fn run_group(
         samples,
     );
     if let Some(s) = m.summary("strata") {
-        m.notes.push(format!(
-            "strata ingest = {:.0}% of single-core sha256 ({sha:.0} MiB/s)",
-            s.median / sha * 100.0
-        ));
+        m.notes.push(sha.share("strata ingest", s.median));
     }
     out.push(m);
 

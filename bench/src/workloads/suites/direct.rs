@@ -169,10 +169,7 @@ async fn proxy_ingests(
             .into(),
     );
     if let Some(s) = m.summary("strata") {
-        m.notes.push(format!(
-            "strata = {:.0}% of single-core sha256 ({sha:.0} MiB/s)",
-            s.median / sha * 100.0
-        ));
+        m.notes.push(sha.share("strata", s.median));
     }
     out.push(m);
     let mut m = Measurement::new(group, format!("{what}, client CPU"), "-", "ms", false, cpu);
