@@ -46,11 +46,10 @@ pub async fn run_group(
     }
     out.push(m);
 
-    let data = data.into_inner();
+    let data = bytes::Bytes::from(data.into_inner());
     let digest = content::digest_of(&data);
-    let whole = bytes::Bytes::copy_from_slice(&data);
     for t in targets {
-        content::ingest(t, "bench-read", &whole, &digest).await?;
+        content::ingest(t, "bench-read", &data, &digest).await?;
     }
     let samples = interleave(targets, args.warmup, args.rounds, |t, _| {
         content::read_round(t, &digest, size).boxed()
