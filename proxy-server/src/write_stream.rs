@@ -81,6 +81,12 @@ pub async fn start<A: ContentApi>(
     Ok(rx)
 }
 
+/// Whether `len` bytes written at `offset` end short of the stream's declared `total` (none
+/// declared: never), so that a WRITE of them may be answered before it is written.
+fn short_of_total(offset: u64, len: usize, total: i64) -> bool {
+    offset + (len as u64) < u64::try_from(total).unwrap_or(0)
+}
+
 /// How long a finished stream waits for the client to close its side.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -207,7 +213,7 @@ impl<A: ContentApi> Session<A> {
             && req.expected.is_empty()
             && !req.data.is_empty()
             && req.offset == w.offset() as i64
-            && (w.offset() + req.data.len() as u64) < u64::try_from(total).unwrap_or(0)
+            && short_of_total(w.offset(), req.data.len(), total)
     }
 
     fn target(&mut self) -> Result<&mut Opened, Status> {
@@ -313,7 +319,7 @@ impl<A: ContentApi> Session<A> {
         if !truncate && req.data.is_empty() {
             return self.report();
         }
-        let total = u64::try_from(self.total).unwrap_or(0);
+        let total = self.total;
         let w = self.live(truncate.then_some(0))?;
         if truncate && w.offset() > 0 {
             w.truncate(0).map_err(errors::content)?;
@@ -322,7 +328,7 @@ impl<A: ContentApi> Session<A> {
             return self.report();
         }
         // Short of the declared total: a later reply (the one reaching it) gives the digest.
-        if pipeline && w.offset() + (req.data.len() as u64) < total {
+        if pipeline && short_of_total(w.offset(), req.data.len(), total) {
             return self.pipeline(req.data);
         }
         w.write(&req.data).map_err(errors::content)?;
